@@ -1,0 +1,119 @@
+//! Firmware description: what ACPI, the device tree and SMBIOS say about this
+//! machine, gathered into one [`Firmware`] value. `acpi` reads ACPI tables
+//! through the `acpi` crate, `dt` reads a flattened device tree through `fdt`;
+//! both fill the same structure so nothing above cares which one spoke.
+
+pub mod acpi;
+pub mod dt;
+
+use arrayvec::{ArrayString, ArrayVec};
+
+pub const MAX_CPUS: usize = 256;
+
+/// One CPU the firmware lists (enabled or able to be onlined).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cpu {
+    /// x86: local APIC / x2APIC id. aarch64: MPIDR affinity bits (DT `reg`).
+    pub hw_id: u64,
+    /// The CPU the firmware booted us on.
+    pub boot: bool,
+}
+
+/// Interrupt controller description, owned (see `skiff_arch_api::InterruptControllers`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InterruptModel {
+    X86 {
+        lapic_phys: u64,
+        /// (id, MMIO base, GSI base)
+        ioapics: ArrayVec<(u8, u64, u32), 8>,
+        /// (ISA irq, GSI, active_low, level_triggered)
+        isa_overrides: ArrayVec<(u8, u32, bool, bool), 16>,
+    },
+    Gic {
+        version: u8,
+        gicd_phys: u64,
+        gicc_or_gicr_phys: u64,
+        gicc_or_gicr_len: u64,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UartKind {
+    /// 16550 in x86 port space at `base`.
+    Ns16550Port,
+    /// 16550 in MMIO at `base`, registers `stride` bytes apart.
+    Ns16550Mmio,
+    /// Arm PL011 (or SBSA generic UART, its subset) in MMIO at `base`.
+    Pl011,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Uart {
+    pub kind: UartKind,
+    pub base: u64,
+    pub stride: u8,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PsciConduit {
+    Hvc,
+    Smc,
+}
+
+/// A PCI ECAM window (ACPI MCFG or DT `pci-host-ecam-generic`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ecam {
+    pub base: u64,
+    pub segment: u16,
+    pub bus_start: u8,
+    pub bus_end: u8,
+}
+
+/// ACPI power-off: write `SLP_TYPa << 10 | SLP_EN` to PM1a_CNT (legacy), or
+/// `SLP_TYP << 2 | SLP_EN` to the hardware-reduced sleep control register.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AcpiSleep {
+    Pm1aControl { port: u16, slp_typ: u8 },
+    SleepControlReg { address: u64, is_port: bool, slp_typ: u8 },
+}
+
+/// A reset register from the FADT (`RESET_REG`, `RESET_VALUE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AcpiReset {
+    pub address: u64,
+    pub is_port: bool,
+    pub value: u8,
+}
+
+/// What the firmware says, in one place.
+#[derive(Debug, Clone, Default)]
+pub struct Firmware {
+    /// ACPI tables were found and read.
+    pub acpi: bool,
+    /// A device tree was found and read.
+    pub dt: bool,
+    pub cpus: ArrayVec<Cpu, MAX_CPUS>,
+    pub interrupts: Option<InterruptModel>,
+    /// The console the firmware points at (SPCR, DT `stdout-path`).
+    pub console: Option<Uart>,
+    pub psci: Option<PsciConduit>,
+    pub ecam: ArrayVec<Ecam, 4>,
+    /// ACPI: RSDP/XSDT OEM id (6 chars, e.g. "BOCHS ", "VBOX  ", "VMWARE").
+    pub acpi_oem_id: Option<ArrayString<8>>,
+    /// ACPI FADT "hypervisor vendor identity" (ACPI 6.0+), 8 bytes as u64.
+    pub fadt_hypervisor_vendor: Option<u64>,
+    pub acpi_sleep: Option<AcpiSleep>,
+    pub acpi_reset: Option<AcpiReset>,
+    /// ACPI PM timer I/O port (FADT), 24- or 32-bit.
+    pub pm_timer: Option<(u16, bool)>,
+    /// HPET MMIO base (ACPI HPET table).
+    pub hpet: Option<u64>,
+    /// DT `/hypervisor` node `compatible` (e.g. "xen,xen-4.17", "xen,xen").
+    pub dt_hypervisor: Option<ArrayString<64>>,
+    /// DT root `compatible` (e.g. "linux,dummy-virt").
+    pub dt_model: Option<ArrayString<64>>,
+    /// DT timer: virtual timer PPI INTID (usually 27 on GIC).
+    pub timer_irq: Option<u32>,
+    /// SMBIOS system manufacturer / product name, when SMBIOS is present.
+    pub smbios: Option<crate::smbios::SystemInfo>,
+}
