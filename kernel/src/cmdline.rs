@@ -1,0 +1,233 @@
+//! The kernel command line: `key=value` options and bare flags for the
+//! kernel, then ` -- ` and the application's argv.
+//!
+//! Values may be double-quoted to hold spaces (`app.env="A B"`), as on Linux.
+//! Unknown keys are kept and reported once at boot (`cmdline: unknown
+//! option=...`) instead of being silently dropped; a malformed value of a
+//! known key is an error, so a typo never boots a kernel configured other
+//! than asked.
+
+use core::fmt;
+
+/// Options the kernel understands, borrowed from the command line string.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Options<'a> {
+    /// `ktest[=1]`: run the in-kernel tests, print the summary, power off.
+    pub ktest: bool,
+    /// `ktest.filter=SUBSTRING`: only tests whose name contains it.
+    pub ktest_filter: Option<&'a str>,
+    /// `debug_exit[=1]`: leave QEMU through isa-debug-exit / semihosting.
+    pub debug_exit: bool,
+    /// `boottime[=1]`: print the boot-phase timestamps.
+    pub boottime: bool,
+    /// Everything after ` -- `, unparsed (see [`Options::app_args`]).
+    pub app: &'a str,
+    /// The first unknown `key[=value]`, reported at boot; the count of them.
+    pub unknown: Option<&'a str>,
+    pub unknown_count: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CmdlineError<'a> {
+    /// A boolean option with a value other than 0/1/yes/no/on/off/true/false.
+    BadBool { key: &'a str, value: &'a str },
+    /// A quote was opened and never closed.
+    UnterminatedQuote,
+    /// An option given an empty value where one is required.
+    EmptyValue { key: &'a str },
+}
+
+impl fmt::Display for CmdlineError<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CmdlineError::BadBool { key, value } => {
+                write!(f, "option {key}={value}: expected 0/1, yes/no, on/off or true/false")
+            }
+            CmdlineError::UnterminatedQuote => write!(f, "unterminated double quote"),
+            CmdlineError::EmptyValue { key } => write!(f, "option {key} needs a value"),
+        }
+    }
+}
+
+/// One whitespace-separated word of the command line, quotes intact.
+/// Quotes group spaces; they are removed by [`unquote`].
+fn words(s: &str) -> impl Iterator<Item = Result<&str, CmdlineError<'_>>> {
+    let mut rest = s;
+    core::iter::from_fn(move || {
+        rest = rest.trim_start_matches([' ', '\t', '\n']);
+        if rest.is_empty() {
+            return None;
+        }
+        let mut in_quote = false;
+        let mut end = rest.len();
+        for (i, c) in rest.char_indices() {
+            match c {
+                '"' => in_quote = !in_quote,
+                ' ' | '\t' | '\n' if !in_quote => {
+                    end = i;
+                    break;
+                }
+                _ => {}
+            }
+        }
+        if in_quote {
+            rest = "";
+            return Some(Err(CmdlineError::UnterminatedQuote));
+        }
+        let (word, tail) = rest.split_at(end);
+        rest = tail;
+        Some(Ok(word))
+    })
+}
+
+/// Strips one pair of surrounding double quotes (`"a b"` → `a b`).
+fn unquote(s: &str) -> &str {
+    s.strip_prefix('"')
+        .and_then(|t| t.strip_suffix('"'))
+        .unwrap_or(s)
+}
+
+fn parse_bool<'a>(key: &'a str, value: Option<&'a str>) -> Result<bool, CmdlineError<'a>> {
+    match value.map(unquote) {
+        None | Some("1" | "yes" | "on" | "true") => Ok(true),
+        Some("0" | "no" | "off" | "false") => Ok(false),
+        Some(value) => Err(CmdlineError::BadBool { key, value }),
+    }
+}
+
+impl<'a> Options<'a> {
+    pub fn parse(cmdline: &'a str) -> Result<Self, CmdlineError<'a>> {
+        let (kernel_part, app) = split_app(cmdline);
+        let mut o = Options {
+            app,
+            ..Options::default()
+        };
+        for word in words(kernel_part) {
+            let word = word?;
+            let (key, value) = match word.split_once('=') {
+                Some((k, v)) => (k, Some(v)),
+                None => (word, None),
+            };
+            match key {
+                "ktest" => o.ktest = parse_bool(key, value)?,
+                "debug_exit" => o.debug_exit = parse_bool(key, value)?,
+                "boottime" => o.boottime = parse_bool(key, value)?,
+                "ktest.filter" => match value.map(unquote) {
+                    Some(v) if !v.is_empty() => o.ktest_filter = Some(v),
+                    _ => return Err(CmdlineError::EmptyValue { key }),
+                },
+                _ => {
+                    o.unknown.get_or_insert(word);
+                    o.unknown_count += 1;
+                }
+            }
+        }
+        // Validate the app part's quoting now so a bad argv fails at boot.
+        for w in words(app) {
+            w?;
+        }
+        Ok(o)
+    }
+
+    /// The application's argv, quotes removed.
+    pub fn app_args(&self) -> impl Iterator<Item = &'a str> {
+        words(self.app).filter_map(Result::ok).map(unquote)
+    }
+}
+
+/// Splits at the first ` -- ` word: kernel options before, app argv after.
+fn split_app(cmdline: &str) -> (&str, &str) {
+    for word in words(cmdline) {
+        let Ok(word) = word else { break };
+        if word == "--" {
+            // Each word is a sub-slice of `cmdline`, so its offset is exact.
+            let start = word.as_ptr() as usize - cmdline.as_ptr() as usize;
+            return (&cmdline[..start], &cmdline[start + 2..]);
+        }
+    }
+    (cmdline, "")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_line_is_all_defaults() {
+        assert_eq!(Options::parse("").unwrap(), Options::default());
+        assert_eq!(Options::parse("   ").unwrap(), Options::default());
+    }
+
+    #[test]
+    fn flags_and_values() {
+        let o = Options::parse("ktest debug_exit=1 boottime=off ktest.filter=mm::").unwrap();
+        assert!(o.ktest && o.debug_exit && !o.boottime);
+        assert_eq!(o.ktest_filter, Some("mm::"));
+        assert_eq!(o.unknown_count, 0);
+    }
+
+    #[test]
+    fn bad_bool_is_an_error_naming_the_key() {
+        let e = Options::parse("ktest=maybe").unwrap_err();
+        assert_eq!(e, CmdlineError::BadBool { key: "ktest", value: "maybe" });
+        assert!(e.to_string().contains("ktest=maybe"));
+    }
+
+    #[test]
+    fn app_args_after_double_dash_with_quotes() {
+        let o = Options::parse(r#"ktest=0 -- /bin/echo "hello world" -- x"#).unwrap();
+        assert!(!o.ktest);
+        let args: Vec<&str> = o.app_args().collect();
+        assert_eq!(args, ["/bin/echo", "hello world", "--", "x"]);
+    }
+
+    #[test]
+    fn kernel_options_after_double_dash_belong_to_the_app() {
+        let o = Options::parse("-- prog ktest=1").unwrap();
+        assert!(!o.ktest);
+        assert_eq!(o.app_args().collect::<Vec<_>>(), ["prog", "ktest=1"]);
+    }
+
+    #[test]
+    fn double_dash_inside_a_word_is_not_a_separator() {
+        let o = Options::parse("foo--bar --x").unwrap();
+        assert_eq!(o.app, "");
+        assert_eq!(o.unknown, Some("foo--bar"));
+        assert_eq!(o.unknown_count, 2);
+    }
+
+    #[test]
+    fn unterminated_quote_is_reported() {
+        assert_eq!(
+            Options::parse(r#"ktest.filter="abc"#).unwrap_err(),
+            CmdlineError::UnterminatedQuote
+        );
+        assert_eq!(
+            Options::parse(r#"-- echo "abc"#).unwrap_err(),
+            CmdlineError::UnterminatedQuote
+        );
+    }
+
+    #[test]
+    fn quoted_value_with_spaces() {
+        let o = Options::parse(r#"ktest.filter="a b" ktest"#).unwrap();
+        assert_eq!(o.ktest_filter, Some("a b"));
+        assert!(o.ktest);
+    }
+
+    #[test]
+    fn empty_filter_is_an_error() {
+        assert_eq!(
+            Options::parse("ktest.filter=").unwrap_err(),
+            CmdlineError::EmptyValue { key: "ktest.filter" }
+        );
+    }
+
+    #[test]
+    fn unknown_options_are_counted_not_fatal() {
+        let o = Options::parse("console=ttyS0 quiet ktest").unwrap();
+        assert_eq!(o.unknown, Some("console=ttyS0"));
+        assert_eq!(o.unknown_count, 2);
+        assert!(o.ktest);
+    }
+}

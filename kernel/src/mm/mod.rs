@@ -1,0 +1,153 @@
+//! Kernel memory: the physical frame allocator ([`frame`]) and the kernel
+//! heap (`heap`, target only).
+//!
+//! Boot order (`init`): map all usable RAM into the direct map, start the
+//! heap on a small static bootstrap arena, size the frame metadata, carve
+//! the heap's main arena from the largest free range, then hand every other
+//! free frame to the buddy allocator.
+
+pub mod frame;
+
+#[cfg(target_os = "none")]
+mod heap;
+#[cfg(target_os = "none")]
+pub use heap::heap_stats;
+
+use core::ops::Range;
+
+/// Bytes of heap to give the kernel at boot for `frames` frames of RAM: the
+/// frame metadata plus a general arena of 1/32 of RAM, at least 8 MiB, and
+/// never more than a quarter of RAM.
+pub fn boot_heap_bytes(frames: u64) -> u64 {
+    let ram = frames * frame::FRAME_SIZE;
+    let meta = frames * 12 + 64 * 1024;
+    let general = (ram / 32).max(8 << 20);
+    (meta + general).min(ram / 4).next_multiple_of(frame::FRAME_SIZE << 9)
+}
+
+/// Takes `bytes` from the end of the largest range (2 MiB aligned when it
+/// fits); returns the carved range and shrinks the list.
+pub fn carve(ranges: &mut alloc::vec::Vec<Range<u64>>, bytes: u64) -> Option<Range<u64>> {
+    let (idx, r) = ranges
+        .iter()
+        .enumerate()
+        .max_by_key(|(_, r)| r.end - r.start)?;
+    if r.end - r.start < bytes {
+        return None;
+    }
+    let end = r.end;
+    let aligned_start = (end - bytes) & !((2 << 20) - 1);
+    let start = if aligned_start >= r.start {
+        aligned_start
+    } else {
+        end - bytes
+    };
+    let carved = start..end;
+    ranges[idx].end = start;
+    if ranges[idx].start >= ranges[idx].end {
+        ranges.remove(idx);
+    }
+    Some(carved)
+}
+
+#[cfg(target_os = "none")]
+pub use target::*;
+
+#[cfg(target_os = "none")]
+mod target {
+    use super::frame::{subtract_ranges, FrameAllocator, FrameError, FrameStats};
+    use crate::{arch, println};
+    use alloc::vec::Vec;
+    use skiff_platform::bootinfo::MemoryKind;
+    use skiff_platform::BootInfo;
+    use spin::Mutex;
+
+    /// The global frame allocator. A spin lock: O(1)-ish work inside, never
+    /// taken from interrupt handlers (they don't allocate).
+    static FRAMES: Mutex<Option<FrameAllocator>> = Mutex::new(None);
+
+    pub fn init(boot: &BootInfo) {
+        super::heap::init_bootstrap();
+        let usable: Vec<_> = boot
+            .memory
+            .iter()
+            .filter(|r| r.kind == MemoryKind::Usable)
+            .map(|r| r.start..r.end)
+            .collect();
+        for r in &usable {
+            if let Err(e) = arch::mm::map_direct(r.clone()) {
+                println!(
+                    "mm: cannot direct-map {:#x}..{:#x}: {e:?}; leaving it unused",
+                    r.start, r.end
+                );
+            }
+        }
+        let usable: Vec<_> = usable
+            .into_iter()
+            .filter(|r| arch::mm::virt_to_phys(arch::mm::phys_to_virt(r.start)).is_some())
+            .collect();
+        let reserved: Vec<_> = boot.reserved_ranges().collect();
+        let mut free = subtract_ranges(&usable, &reserved);
+        let frames: u64 = free.iter().map(|r| (r.end - r.start) / 4096).sum();
+        let heap_bytes = super::boot_heap_bytes(frames);
+        let Some(heap) = super::carve(&mut free, heap_bytes) else {
+            panic!("mm: not enough contiguous RAM for a {heap_bytes}-byte kernel heap");
+        };
+        super::heap::add_arena(heap.clone());
+        let allocator = FrameAllocator::new(&free);
+        let stats = allocator.stats();
+        *FRAMES.lock() = Some(allocator);
+        println!(
+            "mm: frames={} free={}MiB heap={}MiB at={:#x}",
+            stats.total_frames,
+            stats.free_frames * 4096 >> 20,
+            (heap.end - heap.start) >> 20,
+            heap.start
+        );
+    }
+
+    /// Allocates `2^order` contiguous frames (physical address).
+    pub fn alloc_frames(order: usize) -> Result<u64, FrameError> {
+        FRAMES
+            .lock()
+            .as_mut()
+            .ok_or(FrameError::OutOfFrames { order })?
+            .alloc(order)
+    }
+
+    pub fn free_frames(addr: u64, order: usize) -> Result<(), FrameError> {
+        FRAMES
+            .lock()
+            .as_mut()
+            .ok_or(FrameError::NotAllocated { addr, order })?
+            .free(addr, order)
+    }
+
+    pub fn frame_stats() -> FrameStats {
+        FRAMES.lock().as_ref().map(|a| a.stats()).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn heap_size_scales_and_is_bounded() {
+        let small = boot_heap_bytes(64 << 20 >> 12); // 64 MiB of RAM
+        assert!(small >= 8 << 20 && small <= 16 << 20, "{small}");
+        let big = boot_heap_bytes(16 << 30 >> 12); // 16 GiB
+        assert!(big > (16u64 << 30 >> 12) * 12, "holds the metadata");
+        assert!(big <= 4 << 30);
+        assert_eq!(big % (2 << 20), 0);
+    }
+
+    #[test]
+    fn carve_takes_from_the_largest_range_aligned() {
+        let mut r = alloc::vec![0x1000..0x9f000, 0x10_0000..0x1000_0000];
+        let c = carve(&mut r, 16 << 20).unwrap();
+        assert_eq!(c, 0x0f00_0000..0x1000_0000);
+        assert_eq!(r, [0x1000..0x9f000, 0x10_0000..0x0f00_0000]);
+        assert!(carve(&mut r, 1 << 30).is_none());
+    }
+}

@@ -1,0 +1,42 @@
+//! The kernel's trap handlers, handed to the arch at boot. Interrupts do
+//! the least work and return; unexpected faults in the kernel panic with the
+//! arch's register dump already printed.
+
+use crate::println;
+use core::sync::atomic::{AtomicU64, Ordering};
+use skiff_arch_api::{Fault, FaultAction, Interrupt, TrapHandler};
+
+pub struct KernelTraps;
+
+pub static KERNEL_TRAPS: KernelTraps = KernelTraps;
+
+static SPURIOUS: AtomicU64 = AtomicU64::new(0);
+static DEVICE: AtomicU64 = AtomicU64::new(0);
+
+impl TrapHandler for KernelTraps {
+    fn interrupt(&self, irq: Interrupt) {
+        match irq {
+            Interrupt::Timer => crate::time::on_timer_interrupt(),
+            Interrupt::Spurious => {
+                SPURIOUS.fetch_add(1, Ordering::Relaxed);
+            }
+            Interrupt::Ipi(_) => {}
+            Interrupt::Device(_) => {
+                DEVICE.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    fn fault(&self, fault: &Fault) -> FaultAction {
+        println!(
+            "trap: unhandled {} access={:?} addr={:#x} pc={:#x} user={} syndrome={:#x}",
+            fault.name, fault.access, fault.addr, fault.pc, fault.user, fault.syndrome
+        );
+        FaultAction::Panic
+    }
+}
+
+/// Spurious interrupts seen (for diagnostics and tests).
+pub fn spurious_count() -> u64 {
+    SPURIOUS.load(Ordering::Relaxed)
+}
