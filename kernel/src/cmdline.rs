@@ -41,7 +41,10 @@ impl fmt::Display for CmdlineError<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             CmdlineError::BadBool { key, value } => {
-                write!(f, "option {key}={value}: expected 0/1, yes/no, on/off or true/false")
+                write!(
+                    f,
+                    "option {key}={value}: expected 0/1, yes/no, on/off or true/false"
+                )
             }
             CmdlineError::UnterminatedQuote => write!(f, "unterminated double quote"),
             CmdlineError::EmptyValue { key } => write!(f, "option {key} needs a value"),
@@ -169,7 +172,13 @@ mod tests {
     #[test]
     fn bad_bool_is_an_error_naming_the_key() {
         let e = Options::parse("ktest=maybe").unwrap_err();
-        assert_eq!(e, CmdlineError::BadBool { key: "ktest", value: "maybe" });
+        assert_eq!(
+            e,
+            CmdlineError::BadBool {
+                key: "ktest",
+                value: "maybe"
+            }
+        );
         assert!(e.to_string().contains("ktest=maybe"));
     }
 
@@ -219,7 +228,9 @@ mod tests {
     fn empty_filter_is_an_error() {
         assert_eq!(
             Options::parse("ktest.filter=").unwrap_err(),
-            CmdlineError::EmptyValue { key: "ktest.filter" }
+            CmdlineError::EmptyValue {
+                key: "ktest.filter"
+            }
         );
     }
 

@@ -64,7 +64,11 @@ pub fn kernel_main(args: BootArgs) -> ! {
             Err(f) => println!("ktest: {name} ... FAILED: {f}"),
         });
         println!("{summary}");
-        exit(if summary.failed == 0 && summary.passed > 0 { 0 } else { 1 });
+        exit(if summary.failed == 0 && summary.passed > 0 {
+            0
+        } else {
+            1
+        });
     }
     println!("skiff: no application given (app argv is empty); powering off");
     exit(0)

@@ -7,6 +7,8 @@
 //! that needs `unsafe`, confined to the three probe functions below, each run
 //! under `arch::trap::catch_fault`.
 #![allow(unsafe_code)]
+// `&[a..b]` below is a list of one physical range, not a range of values.
+#![allow(clippy::single_range_in_vec_init)]
 
 use crate::mm::frame::{FrameAllocator, FrameError, FRAME_SIZE};
 use crate::{arch, mm, time};

@@ -43,7 +43,7 @@ impl Mmio {
 
     fn check(&self, offset: usize, size: usize) -> Result<usize, OutOfWindow> {
         let end = offset.checked_add(size).ok_or(OutOfWindow { offset })?;
-        if end > self.len || offset % size != 0 {
+        if end > self.len || !offset.is_multiple_of(size) {
             return Err(OutOfWindow { offset });
         }
         Ok(self.base + offset)

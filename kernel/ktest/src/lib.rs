@@ -179,12 +179,16 @@ mod tests {
     #[test]
     fn registry_runs_in_name_order_and_counts() {
         let mut seen = Vec::new();
-        let s = run(None, |name, r| seen.push((name.to_owned_string(), r.is_ok())));
+        let s = run(None, |name, r| {
+            seen.push((name.to_owned_string(), r.is_ok()))
+        });
         assert_eq!(s.passed, 1);
         assert_eq!(s.failed, 1);
         assert_eq!(seen.len(), 2);
         assert!(seen[0].0 < seen[1].0);
-        assert!(seen.iter().any(|(n, ok)| n.ends_with("fails_on_purpose") && !ok));
+        assert!(seen
+            .iter()
+            .any(|(n, ok)| n.ends_with("fails_on_purpose") && !ok));
     }
 
     #[test]

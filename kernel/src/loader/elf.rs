@@ -68,7 +68,10 @@ pub enum ElfError {
     Malformed(String),
     Not64Bit,
     BigEndian,
-    WrongMachine { found: &'static str, want: &'static str },
+    WrongMachine {
+        found: &'static str,
+        want: &'static str,
+    },
     NotExecutable(u16),
     TooManyHeaders(usize),
     NoLoadableSegment,
@@ -240,7 +243,7 @@ impl LoadPlan {
             align: PAGE,
             interp: None,
             phdr: None,
-            phent: eh.e_phentsize as u16,
+            phent: eh.e_phentsize,
             phnum: eh.e_phnum,
             tls: None,
             relro: None,
@@ -345,11 +348,14 @@ impl LoadPlan {
             if ph.p_align > 1 && !ph.p_align.is_power_of_two() {
                 return Err(ElfError::BadTls("alignment is not a power of two"));
             }
-            let inside = plan.segments.iter().any(|s| {
-                ph.p_vaddr >= s.vaddr && ph.p_vaddr + ph.p_filesz <= s.vaddr + s.filesz
-            });
+            let inside = plan
+                .segments
+                .iter()
+                .any(|s| ph.p_vaddr >= s.vaddr && ph.p_vaddr + ph.p_filesz <= s.vaddr + s.filesz);
             if !inside {
-                return Err(ElfError::BadTls("initialisation image outside the loaded file data"));
+                return Err(ElfError::BadTls(
+                    "initialisation image outside the loaded file data",
+                ));
             }
             plan.tls = Some(Tls {
                 vaddr: ph.p_vaddr,

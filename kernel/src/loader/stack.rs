@@ -69,12 +69,7 @@ pub struct InitialStack {
 /// Builds the image for a stack whose highest address is `top` (exclusive,
 /// 16-byte aligned).
 pub fn build(spec: &StackSpec, top: u64) -> Result<InitialStack, StackError> {
-    let strings: usize = spec
-        .argv
-        .iter()
-        .chain(spec.envp)
-        .map(|s| s.len() + 1)
-        .sum();
+    let strings: usize = spec.argv.iter().chain(spec.envp).map(|s| s.len() + 1).sum();
     if strings > MAX_STRINGS {
         return Err(StackError::TooBig);
     }
@@ -102,8 +97,18 @@ pub fn build(spec: &StackSpec, top: u64) -> Result<InitialStack, StackError> {
         cursor
     };
     let execfn = put(spec.execfn, true, &mut area);
-    let envs: Vec<u64> = spec.envp.iter().rev().map(|e| put(e, true, &mut area)).collect();
-    let args: Vec<u64> = spec.argv.iter().rev().map(|a| put(a, true, &mut area)).collect();
+    let envs: Vec<u64> = spec
+        .envp
+        .iter()
+        .rev()
+        .map(|e| put(e, true, &mut area))
+        .collect();
+    let args: Vec<u64> = spec
+        .argv
+        .iter()
+        .rev()
+        .map(|a| put(a, true, &mut area))
+        .collect();
     let platform = put(spec.platform, true, &mut area);
     let random = put(&spec.random, false, &mut area);
     let strings_bottom = cursor;
@@ -226,6 +231,9 @@ mod tests {
         let argv: [&[u8]; 1] = [&big];
         assert_eq!(build(&spec(&argv, &[]), 1 << 40), Err(StackError::TooBig));
         let argv: [&[u8]; 1] = [b"a\0b"];
-        assert_eq!(build(&spec(&argv, &[]), 1 << 40), Err(StackError::EmbeddedNul));
+        assert_eq!(
+            build(&spec(&argv, &[]), 1 << 40),
+            Err(StackError::EmbeddedNul)
+        );
     }
 }

@@ -89,10 +89,13 @@ fn this_test_binary_is_a_valid_pie() {
     assert_eq!(plan.kind, ElfKind::Dyn);
     assert!(plan.interp.as_deref().unwrap().contains("ld-linux"));
     assert!(plan.segments.iter().any(|s| s.perms.execute));
-    assert!(plan.segments.iter().all(|s| !(s.perms.write && s.perms.execute)));
+    assert!(plan
+        .segments
+        .iter()
+        .all(|s| !(s.perms.write && s.perms.execute)));
     assert!(plan.phdr.is_some());
     assert!(plan.relro.is_some());
-    assert!(plan.span.start % PAGE == 0 && plan.span.end % PAGE == 0);
+    assert!(plan.span.start.is_multiple_of(PAGE) && plan.span.end.is_multiple_of(PAGE));
     // And it is not an aarch64 program.
     assert_eq!(
         LoadPlan::parse(&exe, Machine::Aarch64),
@@ -125,7 +128,10 @@ fn aarch64_machine_is_accepted_for_aarch64() {
 fn rejections_name_the_problem() {
     let cases: Vec<(Vec<u8>, ElfError)> = vec![
         (b"#!/bin/sh\n".to_vec(), ElfError::NotElf),
-        (good_exec()[..40].to_vec(), ElfError::Truncated("the ELF header")),
+        (
+            good_exec()[..40].to_vec(),
+            ElfError::Truncated("the ELF header"),
+        ),
         (
             {
                 let mut f = good_exec();
@@ -143,11 +149,23 @@ fn rejections_name_the_problem() {
             ElfError::BigEndian,
         ),
         (
-            build(EM_X86_64, 1, 0, &[ph(PT_LOAD, R | X, 0, 0, 0x100, 0x100)], 0x100),
+            build(
+                EM_X86_64,
+                1,
+                0,
+                &[ph(PT_LOAD, R | X, 0, 0, 0x100, 0x100)],
+                0x100,
+            ),
             ElfError::NotExecutable(1),
         ),
         (
-            build(EM_X86_64, ET_EXEC, 0x1000, &[ph(PT_NOTE, R, 0, 0, 1, 1)], 0x100),
+            build(
+                EM_X86_64,
+                ET_EXEC,
+                0x1000,
+                &[ph(PT_NOTE, R, 0, 0, 1, 1)],
+                0x100,
+            ),
             ElfError::NoLoadableSegment,
         ),
         (
@@ -306,7 +324,7 @@ fn fuzz(rounds: usize) {
             let i = (rng.next() as usize) % header_bytes;
             f[i] = rng.next() as u8;
         }
-        if rng.next() % 16 == 0 {
+        if rng.next().is_multiple_of(16) {
             let cut = (rng.next() as usize) % f.len();
             f.truncate(cut);
         }
@@ -314,7 +332,10 @@ fn fuzz(rounds: usize) {
         if let Ok(plan) = LoadPlan::parse(&f, Machine::X86_64) {
             assert!(plan.span.start <= plan.span.end);
             assert!(plan.segments.iter().all(|s| s.filesz <= s.memsz));
-            assert!(plan.segments.windows(2).all(|w| w[0].vaddr + w[0].memsz <= w[1].vaddr));
+            assert!(plan
+                .segments
+                .windows(2)
+                .all(|w| w[0].vaddr + w[0].memsz <= w[1].vaddr));
         }
     }
 }

@@ -224,7 +224,7 @@ impl FrameAllocator {
     /// Returns a block from [`alloc`](Self::alloc) with the same order.
     pub fn free(&mut self, addr: u64, order: usize) -> Result<(), FrameError> {
         let err = FrameError::NotAllocated { addr, order };
-        if order > MAX_ORDER || addr % FRAME_SIZE != 0 {
+        if order > MAX_ORDER || !addr.is_multiple_of(FRAME_SIZE) {
             return Err(err);
         }
         let pfn = addr / FRAME_SIZE;
@@ -293,6 +293,8 @@ pub fn subtract_ranges(usable: &[Range<u64>], reserved: &[Range<u64>]) -> Vec<Ra
 }
 
 #[cfg(test)]
+// `&[a..b]` is a list of one physical range here, not a mistaken range of values.
+#[allow(clippy::single_range_in_vec_init)]
 mod tests {
     use super::*;
 
@@ -350,7 +352,10 @@ mod tests {
             a.alloc(0).unwrap();
         }
         assert_eq!(a.alloc(0), Err(FrameError::OutOfFrames { order: 0 }));
-        assert_eq!(a.alloc(MAX_ORDER + 1), Err(FrameError::BadOrder(MAX_ORDER + 1)));
+        assert_eq!(
+            a.alloc(MAX_ORDER + 1),
+            Err(FrameError::BadOrder(MAX_ORDER + 1))
+        );
     }
 
     #[test]
@@ -368,9 +373,7 @@ mod tests {
             assert!(w[0].end <= w[1].start, "{:?} overlaps {:?}", w[0], w[1]);
         }
         for b in &blocks {
-            assert!(
-                (0x3000..3 * MIB).contains(&b.start) || (5 * MIB..6 * MIB).contains(&b.start)
-            );
+            assert!((0x3000..3 * MIB).contains(&b.start) || (5 * MIB..6 * MIB).contains(&b.start));
         }
     }
 

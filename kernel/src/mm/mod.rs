@@ -22,7 +22,9 @@ pub fn boot_heap_bytes(frames: u64) -> u64 {
     let ram = frames * frame::FRAME_SIZE;
     let meta = frames * 12 + 64 * 1024;
     let general = (ram / 32).max(8 << 20);
-    (meta + general).min(ram / 4).next_multiple_of(frame::FRAME_SIZE << 9)
+    (meta + general)
+        .min(ram / 4)
+        .next_multiple_of(frame::FRAME_SIZE << 9)
 }
 
 /// Takes `bytes` from the end of the largest range (2 MiB aligned when it
@@ -124,7 +126,11 @@ mod target {
     }
 
     pub fn frame_stats() -> FrameStats {
-        FRAMES.lock().as_ref().map(|a| a.stats()).unwrap_or_default()
+        FRAMES
+            .lock()
+            .as_ref()
+            .map(|a| a.stats())
+            .unwrap_or_default()
     }
 }
 
@@ -135,7 +141,7 @@ mod tests {
     #[test]
     fn heap_size_scales_and_is_bounded() {
         let small = boot_heap_bytes(64 << 20 >> 12); // 64 MiB of RAM
-        assert!(small >= 8 << 20 && small <= 16 << 20, "{small}");
+        assert!((8 << 20..=16 << 20).contains(&small), "{small}");
         let big = boot_heap_bytes(16 << 30 >> 12); // 16 GiB
         assert!(big > (16u64 << 30 >> 12) * 12, "holds the metadata");
         assert!(big <= 4 << 30);

@@ -3,3 +3,4 @@
 //! wakeups and context switching join it with the SMP work.
 
 pub mod policy;
+pub mod wakeq;

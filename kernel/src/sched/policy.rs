@@ -167,7 +167,11 @@ mod tests {
         let at_stop = c.decayed(rt, 10 * MS);
         assert!(close(at_stop, TAU_NS * (1.0 - (-0.05f64).exp()), 1e-9));
         let half_life = (TAU_NS * core::f64::consts::LN_2) as u64;
-        assert!(close(c.decayed(rt, 10 * MS + half_life), at_stop / 2.0, 1e-6));
+        assert!(close(
+            c.decayed(rt, 10 * MS + half_life),
+            at_stop / 2.0,
+            1e-6
+        ));
     }
 
     #[test]
