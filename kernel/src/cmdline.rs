@@ -20,6 +20,8 @@ pub struct Options<'a> {
     pub debug_exit: bool,
     /// `boottime[=1]`: print the boot-phase timestamps.
     pub boottime: bool,
+    /// `loglevel=off|error|warn|info|debug|trace`: console log verbosity.
+    pub loglevel: Option<log::LevelFilter>,
     /// Everything after ` -- `, unparsed (see [`Options::app_args`]).
     pub app: &'a str,
     /// The first unknown `key[=value]`, reported at boot; the count of them.
@@ -35,6 +37,8 @@ pub enum CmdlineError<'a> {
     UnterminatedQuote,
     /// An option given an empty value where one is required.
     EmptyValue { key: &'a str },
+    /// `loglevel=` with an unknown level.
+    BadLogLevel { value: &'a str },
 }
 
 impl fmt::Display for CmdlineError<'_> {
@@ -48,6 +52,10 @@ impl fmt::Display for CmdlineError<'_> {
             }
             CmdlineError::UnterminatedQuote => write!(f, "unterminated double quote"),
             CmdlineError::EmptyValue { key } => write!(f, "option {key} needs a value"),
+            CmdlineError::BadLogLevel { value } => write!(
+                f,
+                "loglevel={value}: expected off, error, warn, info, debug or trace"
+            ),
         }
     }
 }
@@ -115,6 +123,13 @@ impl<'a> Options<'a> {
                 "ktest" => o.ktest = parse_bool(key, value)?,
                 "debug_exit" => o.debug_exit = parse_bool(key, value)?,
                 "boottime" => o.boottime = parse_bool(key, value)?,
+                "loglevel" => {
+                    let v = value.map(unquote).unwrap_or("");
+                    o.loglevel = Some(
+                        v.parse()
+                            .map_err(|_| CmdlineError::BadLogLevel { value: v })?,
+                    );
+                }
                 "ktest.filter" => match value.map(unquote) {
                     Some(v) if !v.is_empty() => o.ktest_filter = Some(v),
                     _ => return Err(CmdlineError::EmptyValue { key }),
@@ -231,6 +246,16 @@ mod tests {
             CmdlineError::EmptyValue {
                 key: "ktest.filter"
             }
+        );
+    }
+
+    #[test]
+    fn log_levels() {
+        let o = Options::parse("loglevel=debug").unwrap();
+        assert_eq!(o.loglevel, Some(log::LevelFilter::Debug));
+        assert_eq!(
+            Options::parse("loglevel=loud").unwrap_err(),
+            CmdlineError::BadLogLevel { value: "loud" }
         );
     }
 

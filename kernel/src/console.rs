@@ -10,11 +10,41 @@ use spin::{Mutex, Once};
 static CONSOLE: Once<&'static dyn Uart> = Once::new();
 static LOCK: Mutex<()> = Mutex::new(());
 
-/// Opens the console the platform chose for this boot.
+/// Opens the console the platform chose for this boot and routes the
+/// `log` facade (used by platform and drivers) to it.
 pub fn init(boot: &BootInfo) {
     if let Some(uart) = skiff_platform::probe::console(boot) {
         CONSOLE.call_once(|| uart);
     }
+    if log::set_logger(&LOGGER).is_ok() {
+        log::set_max_level(log::LevelFilter::Info);
+    }
+}
+
+/// Lines from the `log` facade. Crates below the kernel write greppable
+/// `subsystem: key=value` messages; warnings and errors are tagged.
+struct ConsoleLogger;
+static LOGGER: ConsoleLogger = ConsoleLogger;
+
+impl log::Log for ConsoleLogger {
+    fn enabled(&self, metadata: &log::Metadata) -> bool {
+        metadata.level() <= log::max_level()
+    }
+
+    fn log(&self, record: &log::Record) {
+        match record.level() {
+            log::Level::Error => print(format_args!("error: {}\n", record.args())),
+            log::Level::Warn => print(format_args!("warning: {}\n", record.args())),
+            _ => print(format_args!("{}\n", record.args())),
+        }
+    }
+
+    fn flush(&self) {}
+}
+
+/// Sets how much of the `log` facade reaches the console (`loglevel=`).
+pub fn set_log_level(level: log::LevelFilter) {
+    log::set_max_level(level);
 }
 
 struct Writer;

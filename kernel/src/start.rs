@@ -35,6 +35,9 @@ pub fn kernel_main(args: BootArgs) -> ! {
             opts.unknown_count
         );
     }
+    if let Some(level) = opts.loglevel {
+        console::set_log_level(level);
+    }
     crate::boottime::set_enabled(opts.boottime);
     crate::boottime::mark("entry", args.entry_counter);
     println!(

@@ -88,7 +88,12 @@ mod target {
             .into_iter()
             .filter(|r| arch::mm::virt_to_phys(arch::mm::phys_to_virt(r.start)).is_some())
             .collect();
-        let reserved: Vec<_> = boot.reserved_ranges().collect();
+        // Physical page 0 is never handed out: a zero physical address
+        // must stay recognisable as "none" wherever it appears.
+        let reserved: Vec<_> = boot
+            .reserved_ranges()
+            .chain(core::iter::once(0..super::frame::FRAME_SIZE))
+            .collect();
         let mut free = subtract_ranges(&usable, &reserved);
         let frames: u64 = free.iter().map(|r| (r.end - r.start) / 4096).sum();
         let heap_bytes = super::boot_heap_bytes(frames);

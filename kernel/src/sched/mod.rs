@@ -1,6 +1,31 @@
-//! The scheduler (OSv's design, see docs/scheduler.md when it lands): the
-//! fairness policy ([`policy`]) is here and host-tested; run queues,
-//! wakeups and context switching join it with the SMP work.
+//! The scheduler (OSv's design): the fairness policy ([`policy`]), threads
+//! and their state machine ([`thread`]), per-CPU run queues ([`runqueue`]),
+//! the lock-free incoming wakeup queue ([`wakeq`]) and each CPU's decisions
+//! ([`cpu`]). All arch-free and host-tested (`sim` runs several simulated
+//! CPUs); the context switch itself is the arch's.
 
+pub mod cpu;
 pub mod policy;
+pub mod runqueue;
+pub mod thread;
 pub mod wakeq;
+
+#[cfg(test)]
+mod sim;
+
+/// State changes the simulator performs on behalf of a thread's own code
+/// (the real ones live in the wait primitives).
+#[cfg(test)]
+mod thread_test_hooks {
+    use super::thread::{State, Thread};
+
+    pub fn set_waiting(t: &Thread) {
+        t.set_state(State::Waiting);
+    }
+
+    /// The condition was already true: go back to running, unless a waker
+    /// won the race (then the pending wakeup is drained by `schedule`).
+    pub fn try_unwait(t: &Thread) -> bool {
+        t.transition(State::Waiting, State::Running)
+    }
+}

@@ -1,0 +1,127 @@
+//! Thread identity, state and accounting — the arch-neutral part of a
+//! thread. The register context lives with the arch; the scheduler only
+//! moves `Arc<Thread>`s between run queues and wakeup queues.
+//!
+//! State machine (one atomic byte, so remote wakeups are a CAS):
+//! `Runnable ⇄ Running → Waiting → Waking → Runnable`, and `Running →
+//! Terminated`. A wakeup CASes `Waiting → Waking` and pushes the thread onto
+//! its home CPU's incoming queue; only one waker can win, so a thread is
+//! queued at most once per sleep.
+
+use super::policy::Runtime;
+use super::wakeq::{WakeLink, Wakeable};
+use arrayvec::ArrayString;
+use core::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
+use spin::Mutex;
+
+pub type ThreadId = u64;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum State {
+    Runnable = 0,
+    Running = 1,
+    /// Blocked; a wakeup must CAS it to `Waking`.
+    Waiting = 2,
+    /// Won by a waker, sitting in an incoming queue.
+    Waking = 3,
+    Terminated = 4,
+}
+
+impl State {
+    fn from_u8(v: u8) -> State {
+        match v {
+            0 => State::Runnable,
+            1 => State::Running,
+            2 => State::Waiting,
+            3 => State::Waking,
+            _ => State::Terminated,
+        }
+    }
+}
+
+/// Per-thread counters (OSv's `/os/threads` exposes the same).
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub cpu_ns: AtomicU64,
+    pub switches: AtomicU64,
+    pub preemptions: AtomicU64,
+    pub migrations: AtomicU64,
+}
+
+/// Scheduler-private fields, touched only by the CPU that owns the thread
+/// (with interrupts off), so the lock is never contended.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Sched {
+    pub runtime: Runtime,
+    /// Runtime weight: 1.0 normally, larger = lower priority.
+    pub priority: f64,
+    /// Decayed runtime carried across a migration (set by the source CPU).
+    pub carried_ns: Option<f64>,
+}
+
+pub struct Thread {
+    pub id: ThreadId,
+    pub name: ArrayString<16>,
+    state: AtomicU8,
+    /// The CPU whose run queue owns this thread.
+    home: AtomicU32,
+    /// Hard pinning: the thread never leaves this CPU.
+    pub pinned: Option<u32>,
+    pub sched: Mutex<Sched>,
+    pub stats: Stats,
+    link: WakeLink<Thread>,
+}
+
+impl Wakeable for Thread {
+    fn wake_link(&self) -> &WakeLink<Thread> {
+        &self.link
+    }
+}
+
+impl Thread {
+    pub fn new(id: ThreadId, name: &str, home: u32, pinned: Option<u32>) -> Thread {
+        let mut n = ArrayString::new();
+        for c in name.chars() {
+            if n.try_push(c).is_err() {
+                break;
+            }
+        }
+        Thread {
+            id,
+            name: n,
+            state: AtomicU8::new(State::Runnable as u8),
+            home: AtomicU32::new(pinned.unwrap_or(home)),
+            pinned,
+            sched: Mutex::new(Sched {
+                priority: 1.0,
+                ..Sched::default()
+            }),
+            stats: Stats::default(),
+            link: WakeLink::new(),
+        }
+    }
+
+    pub fn state(&self) -> State {
+        State::from_u8(self.state.load(Ordering::Acquire))
+    }
+
+    pub(super) fn set_state(&self, s: State) {
+        self.state.store(s as u8, Ordering::Release);
+    }
+
+    /// `from → to` if the thread is in `from`; false otherwise.
+    pub(super) fn transition(&self, from: State, to: State) -> bool {
+        self.state
+            .compare_exchange(from as u8, to as u8, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
+    pub fn home(&self) -> u32 {
+        self.home.load(Ordering::Acquire)
+    }
+
+    pub(super) fn set_home(&self, cpu: u32) {
+        self.home.store(cpu, Ordering::Release);
+    }
+}
