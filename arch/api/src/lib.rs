@@ -62,9 +62,21 @@ pub struct PageFlags {
 }
 
 impl PageFlags {
-    pub const KERNEL_RO: Self = Self { write: false, execute: false, user: false };
-    pub const KERNEL_RW: Self = Self { write: true, execute: false, user: false };
-    pub const KERNEL_RX: Self = Self { write: false, execute: true, user: false };
+    pub const KERNEL_RO: Self = Self {
+        write: false,
+        execute: false,
+        user: false,
+    };
+    pub const KERNEL_RW: Self = Self {
+        write: true,
+        execute: false,
+        user: false,
+    };
+    pub const KERNEL_RX: Self = Self {
+        write: false,
+        execute: true,
+        user: false,
+    };
 }
 
 /// Why a mapping request was refused.

@@ -1,0 +1,357 @@
+//! Exception vectors (`VBAR_EL1`), fault decoding and `catch_fault`.
+//!
+//! Every vector saves the full register frame ([`TrapFrame`]: x0-x30,
+//! SP_EL0, ELR_EL1, SPSR_EL1) on the current stack, plus a frame record
+//! (x29, ELR) so a backtrace walks through the exception into the
+//! interrupted code, then calls [`trap_dispatch`].
+//!
+//! * Synchronous exceptions are decoded from ESR_EL1/FAR_EL1 into a
+//!   [`Fault`]. A kernel-mode fault inside `catch_fault` resumes at the
+//!   catch point (setjmp-style: callee-saved registers and SP restored, no
+//!   unwinding); any other fault goes to the kernel's [`TrapHandler`].
+//! * IRQs are acknowledged at the GIC (`irq`) and handed on as [`Interrupt`].
+//! * FIQ, SError, and exceptions taken with SP_EL0 at EL1 (never used) are
+//!   fatal.
+
+use crate::{early_console::EarlyWriter, irq};
+use aarch64_cpu::registers::{Readable, ESR_EL1, FAR_EL1};
+use core::arch::global_asm;
+use core::fmt::Write;
+use core::sync::atomic::{AtomicPtr, Ordering};
+use skiff_arch_api::{Access, Fault, FaultAction, TrapHandler};
+use spin::Once;
+
+/// The registers saved by the vectors, in memory order.
+#[repr(C)]
+#[derive(Debug)]
+pub struct TrapFrame {
+    pub x: [u64; 31],
+    pub sp_el0: u64,
+    pub elr: u64,
+    pub spsr: u64,
+}
+
+const _: () = assert!(core::mem::size_of::<TrapFrame>() == 272);
+
+global_asm!(
+    r#"
+.macro SKIFF_VECTOR kind
+    .balign 0x80
+    sub     sp, sp, #288
+    stp     x0, x1, [sp, #0]
+    stp     x2, x3, [sp, #16]
+    stp     x4, x5, [sp, #32]
+    stp     x6, x7, [sp, #48]
+    stp     x8, x9, [sp, #64]
+    stp     x10, x11, [sp, #80]
+    stp     x12, x13, [sp, #96]
+    stp     x14, x15, [sp, #112]
+    stp     x16, x17, [sp, #128]
+    stp     x18, x19, [sp, #144]
+    stp     x20, x21, [sp, #160]
+    stp     x22, x23, [sp, #176]
+    stp     x24, x25, [sp, #192]
+    stp     x26, x27, [sp, #208]
+    stp     x28, x29, [sp, #224]
+    mov     x1, #\kind
+    b       __trap_common
+.endm
+
+    .section .text.vectors, "ax"
+    .balign 0x800
+    .global __exception_vectors
+__exception_vectors:
+    SKIFF_VECTOR 0
+    SKIFF_VECTOR 1
+    SKIFF_VECTOR 2
+    SKIFF_VECTOR 3
+    SKIFF_VECTOR 4
+    SKIFF_VECTOR 5
+    SKIFF_VECTOR 6
+    SKIFF_VECTOR 7
+    SKIFF_VECTOR 8
+    SKIFF_VECTOR 9
+    SKIFF_VECTOR 10
+    SKIFF_VECTOR 11
+    SKIFF_VECTOR 12
+    SKIFF_VECTOR 13
+    SKIFF_VECTOR 14
+    SKIFF_VECTOR 15
+
+__trap_common:
+    mrs     x2, sp_el0
+    stp     x30, x2, [sp, #240]
+    mrs     x3, elr_el1
+    mrs     x4, spsr_el1
+    stp     x3, x4, [sp, #256]
+    stp     x29, x3, [sp, #272]     // frame record: caller fp, interrupted pc
+    add     x29, sp, #272
+    mov     x0, sp
+    bl      {dispatch}
+    ldp     x3, x4, [sp, #256]
+    msr     elr_el1, x3
+    msr     spsr_el1, x4
+    ldp     x30, x2, [sp, #240]
+    msr     sp_el0, x2
+    ldp     x0, x1, [sp, #0]
+    ldp     x2, x3, [sp, #16]
+    ldp     x4, x5, [sp, #32]
+    ldp     x6, x7, [sp, #48]
+    ldp     x8, x9, [sp, #64]
+    ldp     x10, x11, [sp, #80]
+    ldp     x12, x13, [sp, #96]
+    ldp     x14, x15, [sp, #112]
+    ldp     x16, x17, [sp, #128]
+    ldp     x18, x19, [sp, #144]
+    ldp     x20, x21, [sp, #160]
+    ldp     x22, x23, [sp, #176]
+    ldp     x24, x25, [sp, #192]
+    ldp     x26, x27, [sp, #208]
+    ldp     x28, x29, [sp, #224]
+    add     sp, sp, #288
+    eret
+
+    // __catch_call(ctx: x0, call: x1) -> 0, or 1 through __catch_landing.
+    .section .text, "ax"
+    .global __catch_call
+__catch_call:
+    stp     x19, x20, [x0, #0]
+    stp     x21, x22, [x0, #16]
+    stp     x23, x24, [x0, #32]
+    stp     x25, x26, [x0, #48]
+    stp     x27, x28, [x0, #64]
+    stp     x29, x30, [x0, #80]
+    mov     x9, sp
+    str     x9, [x0, #96]
+    stp     x29, x30, [sp, #-16]!
+    mov     x29, sp
+    mov     x0, x1
+    bl      {trampoline}
+    ldp     x29, x30, [sp], #16
+    mov     x0, #0
+    ret
+
+    // Entered by `eret` from a caught fault with x0 = the catch context.
+    .global __catch_landing
+__catch_landing:
+    ldp     x19, x20, [x0, #0]
+    ldp     x21, x22, [x0, #16]
+    ldp     x23, x24, [x0, #32]
+    ldp     x25, x26, [x0, #48]
+    ldp     x27, x28, [x0, #64]
+    ldp     x29, x30, [x0, #80]
+    ldr     x9, [x0, #96]
+    mov     sp, x9
+    mov     x0, #1
+    ret
+"#,
+    dispatch = sym trap_dispatch,
+    trampoline = sym catch_trampoline,
+);
+
+unsafe extern "C" {
+    pub(crate) static __exception_vectors: u8;
+    fn __catch_call(ctx: *mut (), call: *const ()) -> u64;
+    fn __catch_landing();
+}
+
+static HANDLER: Once<&'static dyn TrapHandler> = Once::new();
+
+/// Registers the kernel's trap handler (once; later calls are ignored).
+pub fn set_handler(h: &'static dyn TrapHandler) {
+    HANDLER.call_once(|| h);
+}
+
+/// A `catch_fault` recovery point: callee-saved registers x19-x30 and SP
+/// (offsets fixed by `__catch_call`), and the fault that ended the call.
+#[repr(C)]
+struct CatchContext {
+    regs: [u64; 12],
+    sp: u64,
+    fault: Option<Fault>,
+}
+
+/// The innermost active `catch_fault` on this CPU (the boot CPU only for
+/// now; becomes per-CPU with SMP).
+static CATCH: AtomicPtr<CatchContext> = AtomicPtr::new(core::ptr::null_mut());
+
+/// The function `catch_fault` runs, passed through the assembly as an
+/// opaque pointer.
+struct CatchCall {
+    f: fn(usize),
+    arg: usize,
+}
+
+extern "C" fn catch_trampoline(call: *const ()) {
+    // SAFETY: `call` is the `CatchCall` on `catch_fault`'s frame, live for
+    // the whole call.
+    let call = unsafe { &*(call as *const CatchCall) };
+    (call.f)(call.arg)
+}
+
+/// Runs `f(arg)`; a kernel-mode synchronous fault inside it returns
+/// `Err(fault)` instead of reaching the trap handler. No unwinding happens:
+/// `f` must not hold locks or own resources when it may fault.
+pub fn catch_fault(f: fn(usize), arg: usize) -> Result<(), Fault> {
+    let mut ctx = CatchContext {
+        regs: [0; 12],
+        sp: 0,
+        fault: None,
+    };
+    let prev = CATCH.swap(&mut ctx, Ordering::SeqCst);
+    // SAFETY: `__catch_call` saves the callee-saved registers and SP into
+    // `ctx` and calls `f(arg)`; if `f` faults, `trap_dispatch` resumes at
+    // `__catch_landing`, which restores exactly that state and returns 1 as
+    // if `__catch_call` had returned, so Rust sees an ordinary call. `ctx`
+    // lives on this frame, which outlives the call.
+    let call = CatchCall { f, arg };
+    let faulted = unsafe { __catch_call(&raw mut ctx as *mut (), &raw const call as *const ()) };
+    CATCH.store(prev, Ordering::SeqCst);
+    match (faulted, ctx.fault) {
+        (0, _) => Ok(()),
+        (_, Some(fault)) => Err(fault),
+        (_, None) => unreachable!("catch_fault resumed without a fault"),
+    }
+}
+
+const EC_UNKNOWN: u64 = 0x00;
+const EC_FP_ACCESS: u64 = 0x07;
+const EC_ILLEGAL_STATE: u64 = 0x0e;
+const EC_SVC64: u64 = 0x15;
+const EC_IABT_LOWER: u64 = 0x20;
+const EC_IABT_SAME: u64 = 0x21;
+const EC_PC_ALIGN: u64 = 0x22;
+const EC_DABT_LOWER: u64 = 0x24;
+const EC_DABT_SAME: u64 = 0x25;
+const EC_SP_ALIGN: u64 = 0x26;
+const EC_BRK: u64 = 0x3c;
+
+/// Decodes a synchronous exception (ESR_EL1, FAR_EL1) into a [`Fault`].
+pub fn decode_fault(esr: u64, far: u64, pc: u64, user: bool) -> Fault {
+    let ec = (esr >> 26) & 0x3f;
+    let iss = esr & 0x01ff_ffff;
+    let fsc = iss & 0x3f;
+    // FnV (bit 10): FAR is not valid for this abort.
+    let far_valid = iss & (1 << 10) == 0;
+    let (name, access, addr, protection) = match ec {
+        EC_DABT_LOWER | EC_DABT_SAME => {
+            let access = if iss & (1 << 6) != 0 {
+                Access::Write
+            } else {
+                Access::Read
+            };
+            let addr = if far_valid { far } else { 0 };
+            ("data abort", access, addr, fsc >> 2 == 0b0011)
+        }
+        EC_IABT_LOWER | EC_IABT_SAME => {
+            let addr = if far_valid { far } else { 0 };
+            (
+                "instruction abort",
+                Access::Execute,
+                addr,
+                fsc >> 2 == 0b0011,
+            )
+        }
+        EC_UNKNOWN => ("undefined instruction", Access::None, 0, false),
+        EC_FP_ACCESS => ("fp/simd access", Access::None, 0, false),
+        EC_ILLEGAL_STATE => ("illegal execution state", Access::None, 0, false),
+        EC_SVC64 => ("svc", Access::None, 0, false),
+        EC_PC_ALIGN => ("pc alignment", Access::Execute, far, false),
+        EC_SP_ALIGN => ("sp alignment", Access::None, 0, false),
+        EC_BRK => ("breakpoint", Access::None, 0, false),
+        _ => ("synchronous exception", Access::None, 0, false),
+    };
+    Fault {
+        name,
+        access,
+        addr: addr as usize,
+        pc: pc as usize,
+        user,
+        syndrome: esr,
+        protection,
+    }
+}
+
+/// Called by `__trap_common` with the saved frame and the vector number
+/// (0-3 EL1 with SP_EL0, 4-7 EL1 with SP_EL1, 8-11 EL0 AArch64, 12-15 EL0
+/// AArch32; within each group: sync, IRQ, FIQ, SError).
+extern "C" fn trap_dispatch(frame: &mut TrapFrame, vector: u64) {
+    let user = vector >= 8;
+    match (vector, vector & 3) {
+        (4..=11, 0) => sync_exception(frame, user),
+        (4..=11, 1) => interrupt(),
+        _ => {
+            let esr = ESR_EL1.get();
+            fatal(frame, "unexpected exception", vector, esr)
+        }
+    }
+}
+
+fn sync_exception(frame: &mut TrapFrame, user: bool) {
+    let fault = decode_fault(ESR_EL1.get(), FAR_EL1.get(), frame.elr, user);
+    if !user {
+        let ctx = CATCH.swap(core::ptr::null_mut(), Ordering::SeqCst);
+        if !ctx.is_null() {
+            // SAFETY: `ctx` is the live `CatchContext` of the innermost
+            // `catch_fault` on this CPU (its frame is below us on the stack).
+            unsafe { (*ctx).fault = Some(fault) };
+            frame.x[0] = ctx as u64;
+            frame.elr = __catch_landing as *const () as u64;
+            return;
+        }
+    }
+    match HANDLER.get() {
+        Some(h) => match h.fault(&fault) {
+            FaultAction::Retry => {}
+            FaultAction::Panic => fault_panic(frame, &fault),
+        },
+        None => fault_panic(frame, &fault),
+    }
+}
+
+fn interrupt() {
+    // A fault inside an interrupt handler must not resume an unrelated
+    // `catch_fault` of the interrupted code.
+    let saved = CATCH.swap(core::ptr::null_mut(), Ordering::SeqCst);
+    if let Some(irq) = irq::acknowledge() {
+        if let Some(h) = HANDLER.get() {
+            h.interrupt(irq);
+        }
+    }
+    CATCH.store(saved, Ordering::SeqCst);
+}
+
+fn dump(frame: &TrapFrame) {
+    let mut w = EarlyWriter;
+    for (i, pair) in frame.x.chunks(2).enumerate() {
+        let _ = match pair {
+            [a, b] => writeln!(w, "  x{:<2}={a:#018x} x{:<2}={b:#018x}", 2 * i, 2 * i + 1),
+            [a] => writeln!(w, "  x{:<2}={a:#018x}", 2 * i),
+            _ => Ok(()),
+        };
+    }
+    let _ = writeln!(
+        w,
+        "  elr={:#018x} spsr={:#010x} sp_el0={:#018x}",
+        frame.elr, frame.spsr, frame.sp_el0
+    );
+}
+
+fn fault_panic(frame: &TrapFrame, fault: &Fault) -> ! {
+    let _ = writeln!(
+        EarlyWriter,
+        "trap: fault={} access={:?} addr={:#x} pc={:#x} esr={:#x} user={}",
+        fault.name, fault.access, fault.addr, fault.pc, fault.syndrome, fault.user
+    );
+    dump(frame);
+    panic!(
+        "unhandled {} at pc={:#x} addr={:#x} esr={:#x}",
+        fault.name, fault.pc, fault.addr, fault.syndrome
+    )
+}
+
+fn fatal(frame: &TrapFrame, what: &str, vector: u64, esr: u64) -> ! {
+    let _ = writeln!(EarlyWriter, "trap: {what} vector={vector} esr={esr:#x}");
+    dump(frame);
+    panic!("{what} (vector {vector}, esr={esr:#x})")
+}
