@@ -53,27 +53,88 @@ impl Mmio {
         let addr = self.check(offset, 4)?;
         // SAFETY: `check` kept the access inside the device window that
         // `new`'s caller vouched for, and aligned.
-        Ok(unsafe { core::ptr::read_volatile(addr as *const u32) })
+        Ok(unsafe { raw::read32(addr) })
     }
 
     pub fn write32(&self, offset: usize, value: u32) -> Result<(), OutOfWindow> {
         let addr = self.check(offset, 4)?;
         // SAFETY: as in `read32`.
-        unsafe { core::ptr::write_volatile(addr as *mut u32, value) };
+        unsafe { raw::write32(addr, value) };
         Ok(())
     }
 
     pub fn read8(&self, offset: usize) -> Result<u8, OutOfWindow> {
         let addr = self.check(offset, 1)?;
         // SAFETY: as in `read32`.
-        Ok(unsafe { core::ptr::read_volatile(addr as *const u8) })
+        Ok(unsafe { raw::read8(addr) })
     }
 
     pub fn write8(&self, offset: usize, value: u8) -> Result<(), OutOfWindow> {
         let addr = self.check(offset, 1)?;
         // SAFETY: as in `read32`.
-        unsafe { core::ptr::write_volatile(addr as *mut u8, value) };
+        unsafe { raw::write8(addr, value) };
         Ok(())
+    }
+}
+
+/// The single instructions behind [`Mmio`]. On aarch64 these are plain
+/// `ldr`/`str` with a base register only: a hypervisor emulating an MMIO
+/// access from the data-abort syndrome cannot handle writeback or paired
+/// forms, which `read_volatile` is free to produce. Elsewhere volatile
+/// accesses are exactly one instruction already.
+mod raw {
+    #[cfg(target_arch = "aarch64")]
+    pub unsafe fn read32(addr: usize) -> u32 {
+        let v: u32;
+        // SAFETY: the caller guarantees `addr` is a mapped, aligned register.
+        unsafe {
+            core::arch::asm!("ldr {0:w}, [{1}]", out(reg) v, in(reg) addr, options(nostack, readonly, preserves_flags))
+        };
+        v
+    }
+    #[cfg(target_arch = "aarch64")]
+    pub unsafe fn write32(addr: usize, v: u32) {
+        // SAFETY: as in `read32`.
+        unsafe {
+            core::arch::asm!("str {0:w}, [{1}]", in(reg) v, in(reg) addr, options(nostack, preserves_flags))
+        };
+    }
+    #[cfg(target_arch = "aarch64")]
+    pub unsafe fn read8(addr: usize) -> u8 {
+        let v: u32;
+        // SAFETY: as in `read32`.
+        unsafe {
+            core::arch::asm!("ldrb {0:w}, [{1}]", out(reg) v, in(reg) addr, options(nostack, readonly, preserves_flags))
+        };
+        v as u8
+    }
+    #[cfg(target_arch = "aarch64")]
+    pub unsafe fn write8(addr: usize, v: u8) {
+        // SAFETY: as in `read32`.
+        unsafe {
+            core::arch::asm!("strb {0:w}, [{1}]", in(reg) u32::from(v), in(reg) addr, options(nostack, preserves_flags))
+        };
+    }
+
+    #[cfg(not(target_arch = "aarch64"))]
+    pub unsafe fn read32(addr: usize) -> u32 {
+        // SAFETY: the caller guarantees `addr` is a mapped, aligned register.
+        unsafe { core::ptr::read_volatile(addr as *const u32) }
+    }
+    #[cfg(not(target_arch = "aarch64"))]
+    pub unsafe fn write32(addr: usize, v: u32) {
+        // SAFETY: as in `read32`.
+        unsafe { core::ptr::write_volatile(addr as *mut u32, v) }
+    }
+    #[cfg(not(target_arch = "aarch64"))]
+    pub unsafe fn read8(addr: usize) -> u8 {
+        // SAFETY: as in `read32`.
+        unsafe { core::ptr::read_volatile(addr as *const u8) }
+    }
+    #[cfg(not(target_arch = "aarch64"))]
+    pub unsafe fn write8(addr: usize, v: u8) {
+        // SAFETY: as in `read32`.
+        unsafe { core::ptr::write_volatile(addr as *mut u8, v) }
     }
 }
 

@@ -20,6 +20,9 @@ pub struct Cpu {
 }
 
 /// Interrupt controller description, owned (see `skiff_arch_api::InterruptControllers`).
+// One value per boot, built by the probe: the x86 variant's inline arrays
+// cost a few hundred bytes once, which is simpler than boxing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum InterruptModel {
     X86 {
@@ -73,8 +76,15 @@ pub struct Ecam {
 /// `SLP_TYP << 2 | SLP_EN` to the hardware-reduced sleep control register.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AcpiSleep {
-    Pm1aControl { port: u16, slp_typ: u8 },
-    SleepControlReg { address: u64, is_port: bool, slp_typ: u8 },
+    Pm1aControl {
+        port: u16,
+        slp_typ: u8,
+    },
+    SleepControlReg {
+        address: u64,
+        is_port: bool,
+        slp_typ: u8,
+    },
 }
 
 /// A reset register from the FADT (`RESET_REG`, `RESET_VALUE`).
