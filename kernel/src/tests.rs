@@ -124,7 +124,7 @@ ktest! {
 
 ktest! {
     fn text_is_not_writable() {
-        let addr = victim_function as usize;
+        let addr = victim_function as fn() -> u32 as usize;
         let fault = check_some!(arch::trap::catch_fault(probe_write, addr).err());
         check!(fault.access == Access::Write);
         check_eq!(fault.addr, addr);

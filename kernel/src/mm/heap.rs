@@ -12,8 +12,9 @@ static HEAP: TalcLock<spin::Mutex<()>, Manual> = TalcLock::new(Manual);
 
 const BOOTSTRAP_BYTES: usize = 256 * 1024;
 
+/// Only ever reached through a raw pointer handed to the allocator.
 #[repr(align(4096))]
-struct Arena([u8; BOOTSTRAP_BYTES]);
+struct Arena(#[allow(dead_code)] [u8; BOOTSTRAP_BYTES]);
 static mut BOOTSTRAP: Arena = Arena([0; BOOTSTRAP_BYTES]);
 
 static ARENA_BYTES: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
