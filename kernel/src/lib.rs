@@ -13,6 +13,8 @@ extern crate alloc;
 
 pub mod boottime;
 pub mod cmdline;
+pub mod errno;
+pub mod fs;
 pub mod loader;
 pub mod mm;
 pub mod sched;

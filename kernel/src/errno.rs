@@ -1,0 +1,92 @@
+//! Linux error numbers. Kernel operations fail with an [`Errno`]; the
+//! syscall layer returns `-errno` to the application exactly as Linux does.
+
+use core::fmt;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(i32)]
+pub enum Errno {
+    EPERM = 1,
+    ENOENT = 2,
+    EINTR = 4,
+    EIO = 5,
+    EBADF = 9,
+    EAGAIN = 11,
+    ENOMEM = 12,
+    EACCES = 13,
+    EFAULT = 14,
+    EBUSY = 16,
+    EEXIST = 17,
+    EXDEV = 18,
+    ENOTDIR = 20,
+    EISDIR = 21,
+    EINVAL = 22,
+    EMFILE = 24,
+    ENOTTY = 25,
+    EFBIG = 27,
+    ENOSPC = 28,
+    ESPIPE = 29,
+    EROFS = 30,
+    EMLINK = 31,
+    EPIPE = 32,
+    ERANGE = 34,
+    ENAMETOOLONG = 36,
+    ENOSYS = 38,
+    ENOTEMPTY = 39,
+    ELOOP = 40,
+    ENOEXEC = 8,
+    E2BIG = 7,
+    ETIMEDOUT = 110,
+}
+
+impl Errno {
+    /// The value a syscall returns: `-errno`.
+    pub fn as_ret(self) -> isize {
+        -(self as i32 as isize)
+    }
+
+    pub fn name(self) -> &'static str {
+        use Errno::*;
+        match self {
+            EPERM => "EPERM",
+            ENOENT => "ENOENT",
+            EINTR => "EINTR",
+            EIO => "EIO",
+            EBADF => "EBADF",
+            EAGAIN => "EAGAIN",
+            ENOMEM => "ENOMEM",
+            EACCES => "EACCES",
+            EFAULT => "EFAULT",
+            EBUSY => "EBUSY",
+            EEXIST => "EEXIST",
+            EXDEV => "EXDEV",
+            ENOTDIR => "ENOTDIR",
+            EISDIR => "EISDIR",
+            EINVAL => "EINVAL",
+            EMFILE => "EMFILE",
+            ENOTTY => "ENOTTY",
+            EFBIG => "EFBIG",
+            ENOSPC => "ENOSPC",
+            ESPIPE => "ESPIPE",
+            EROFS => "EROFS",
+            EMLINK => "EMLINK",
+            EPIPE => "EPIPE",
+            ERANGE => "ERANGE",
+            ENAMETOOLONG => "ENAMETOOLONG",
+            ENOSYS => "ENOSYS",
+            ENOTEMPTY => "ENOTEMPTY",
+            ELOOP => "ELOOP",
+            ENOEXEC => "ENOEXEC",
+            E2BIG => "E2BIG",
+            ETIMEDOUT => "ETIMEDOUT",
+        }
+    }
+}
+
+impl fmt::Display for Errno {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+pub type KResult<T> = Result<T, Errno>;
