@@ -18,6 +18,7 @@ pub mod fs;
 pub mod loader;
 pub mod mm;
 pub mod sched;
+pub mod syscall;
 
 #[cfg(target_os = "none")]
 pub mod arch;
