@@ -7,6 +7,7 @@
 //! free frame to the buddy allocator.
 
 pub mod frame;
+pub mod vma;
 
 #[cfg(target_os = "none")]
 mod heap;
