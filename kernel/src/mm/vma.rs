@@ -436,6 +436,8 @@ impl AddressSpace {
 }
 
 #[cfg(test)]
+// `[a..b]` here is a list of one address range, not a range of values.
+#[allow(clippy::single_range_in_vec_init)]
 mod tests {
     use super::*;
 
