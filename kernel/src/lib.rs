@@ -17,6 +17,7 @@ pub mod errno;
 pub mod fs;
 pub mod loader;
 pub mod mm;
+pub mod random;
 pub mod sched;
 pub mod syscall;
 

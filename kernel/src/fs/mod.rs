@@ -9,6 +9,7 @@
 //! root.
 
 pub mod cpio;
+pub mod devfs;
 pub mod ramfs;
 
 use crate::errno::{Errno, KResult};
