@@ -40,6 +40,9 @@ pub mod trap;
 /// command line). Distinct from any status an application returns by
 /// convention (see docs/exit-status.md).
 pub const EXIT_KERNEL_FAILURE: u8 = 254;
+/// Exit status when asked to run a program this kernel cannot start (as
+/// a shell's 127, "command not found").
+pub const EXIT_NO_LOADER: u8 = 127;
 /// Exit status after a kernel panic.
 pub const EXIT_KERNEL_PANIC: u8 = 255;
 

@@ -73,8 +73,20 @@ pub fn kernel_main(args: BootArgs) -> ! {
             1
         });
     }
-    println!("skiff: no application given (app argv is empty); powering off");
-    exit(0)
+    match opts.app_args().next() {
+        None => {
+            println!("skiff: no application given (nothing after --); powering off");
+            exit(0)
+        }
+        Some(program) => {
+            // Fail loudly: running Linux programs is the next milestone.
+            println!(
+                "skiff: cannot run {program}: this kernel has no program loader yet (exit status {})",
+                crate::EXIT_NO_LOADER
+            );
+            exit(crate::EXIT_NO_LOADER)
+        }
+    }
 }
 
 /// Prints the status line the host runner reads, then powers off.

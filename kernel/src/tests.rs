@@ -184,14 +184,24 @@ ktest! {
 }
 
 ktest! {
-    /// 100 ms of virtual time: the interrupt arrives, not early, and within
-    /// 10% late.
+    /// 100 ms: the interrupt arrives, never early, and within 10% late.
+    /// Under TCG the guest counter follows host time, so a loaded host can
+    /// deschedule QEMU past the deadline; lateness gets three tries (a
+    /// systematic error, like a wrong counter frequency, fails all three),
+    /// earliness none.
     fn timer_fires_on_time() {
-        let start = arch::cpu::counter();
-        let fired = check_some!(time::wait_for_timer(100_000_000, 1_000_000_000));
-        let elapsed_ns = time::ticks_to_ns(fired - start);
-        check!(elapsed_ns >= 100_000_000);
-        check!(elapsed_ns <= 110_000_000);
+        let mut late = 0;
+        for _ in 0..3 {
+            let start = arch::cpu::counter();
+            let fired = check_some!(time::wait_for_timer(100_000_000, 1_000_000_000));
+            let elapsed_ns = time::ticks_to_ns(fired - start);
+            check!(elapsed_ns >= 100_000_000);
+            if elapsed_ns <= 110_000_000 {
+                return Ok(());
+            }
+            late += 1;
+        }
+        check_eq!(late, 0);
         Ok(())
     }
 }
