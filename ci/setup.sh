@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Installs what building and testing Skiff needs on Debian bookworm (or
+# newer): QEMU (x86 + arm; bookworm-backports' 10.x when available, else the
+# release's own), dtc, the pinned Rust toolchain and its kernel targets, and
+# the Xen hypervisor package for the xen-aarch64 board (optional: without it
+# that board's test reports SKIP).
+#
+# Usage: ci/setup.sh            (as root, or a user with sudo)
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+
+codename="$(. /etc/os-release && echo "${VERSION_CODENAME:-}")"
+
+# bookworm-backports carries QEMU 10; plain bookworm has 7.2. Both work.
+backports=""
+if [ "$codename" = bookworm ]; then
+    if ! grep -rqs "bookworm-backports" /etc/apt/sources.list /etc/apt/sources.list.d/; then
+        echo "setup: adding bookworm-backports"
+        echo "deb http://deb.debian.org/debian bookworm-backports main" |
+            $SUDO tee /etc/apt/sources.list.d/skiff-backports.list >/dev/null
+    fi
+    backports="bookworm-backports"
+fi
+
+# The Xen board needs Debian's arm64 Xen package: allow arm64 downloads.
+if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+    echo "setup: dpkg --add-architecture arm64"
+    $SUDO dpkg --add-architecture arm64
+fi
+
+echo "setup: apt-get update"
+# A failing extra source (backports, arm64 lists) must not stop the install
+# from what is reachable; a missing package fails below with its name.
+$SUDO apt-get update -qq || echo "setup: apt-get update reported errors; continuing"
+
+pkgs=(qemu-system-x86 qemu-system-arm)
+if [ -n "$backports" ] &&
+    $SUDO apt-get install -y -qq --no-install-recommends -t "$backports" "${pkgs[@]}"; then
+    echo "setup: QEMU from $backports"
+else
+    echo "setup: QEMU from the release (backports not available)"
+    $SUDO apt-get install -y -qq --no-install-recommends "${pkgs[@]}"
+fi
+$SUDO apt-get install -y -qq --no-install-recommends device-tree-compiler
+qemu-system-x86_64 --version | head -1
+qemu-system-aarch64 --version | head -1
+
+# The toolchain and targets pinned in rust-toolchain.toml. rustup >= 1.28
+# installs them with `rustup toolchain install`; older ones on `rustup show`.
+echo "setup: rust toolchain"
+rustup toolchain install 2>/dev/null || true
+rustup show
+
+ci/fetch-xen.sh || echo "setup: Xen package unavailable; the xen-aarch64 board will report SKIP"

@@ -1,0 +1,272 @@
+//! Command-line parsing for `skiff`: the subcommands and their options as
+//! types, parsed by hand (a few flags do not justify a parser crate).
+
+use crate::accel::AccelRequest;
+use crate::boards::Arch;
+use crate::error::{Error, Result};
+
+pub const USAGE: &str = "\
+usage: cargo skiff <command> [options]
+
+commands:
+  run    build the kernel, boot it under QEMU, exit with the guest's status
+         [--board B] [--arch x86_64|aarch64] [--smp N] [--mem MiB|NG]
+         [--accel auto|tcg|kvm] [--ktest] [--release] [--timeout SECS]
+         [--kernel ELF] [-- APP ARGS...]
+  test   host tests (cargo test) then the boot matrix of boards/*.toml
+         [--board B]... [--host-only] [--boot-only] [--jobs N] [--release]
+         [--accel auto|tcg|kvm]
+  boards list the boards
+  help   this text
+
+docs: README.md, docs/boards.md, docs/exit-status.md, docs/debugging.md";
+
+/// `skiff run` options.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunArgs {
+    pub board: Option<String>,
+    pub arch: Option<Arch>,
+    pub smp: Option<u32>,
+    pub mem_mib: Option<u32>,
+    pub accel: AccelRequest,
+    pub ktest: bool,
+    pub release: bool,
+    pub timeout_secs: Option<u64>,
+    /// Boot this kernel ELF instead of building one.
+    pub kernel: Option<std::path::PathBuf>,
+    pub app: Vec<String>,
+}
+
+/// `skiff test` options.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TestArgs {
+    pub boards: Vec<String>,
+    pub host: bool,
+    pub boot: bool,
+    pub jobs: usize,
+    pub release: bool,
+    pub accel: AccelRequest,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    Run(RunArgs),
+    Test(TestArgs),
+    Boards,
+    Help,
+}
+
+fn usage(msg: impl Into<String>) -> Error {
+    Error::Usage(format!("{}\n\n{USAGE}", msg.into()))
+}
+
+/// Parses `--mem`: MiB by default, `M`/`MiB`/`G`/`GiB` suffixes allowed.
+pub fn parse_mem(s: &str) -> Option<u32> {
+    let lower = s.to_ascii_lowercase();
+    let (num, scale) = if let Some(n) = lower
+        .strip_suffix("gib")
+        .or_else(|| lower.strip_suffix('g'))
+    {
+        (n, 1024)
+    } else if let Some(n) = lower
+        .strip_suffix("mib")
+        .or_else(|| lower.strip_suffix('m'))
+    {
+        (n, 1)
+    } else {
+        (lower.as_str(), 1)
+    };
+    num.parse::<u32>()
+        .ok()?
+        .checked_mul(scale)
+        .filter(|&m| m > 0)
+}
+
+struct Args<I: Iterator<Item = String>> {
+    it: I,
+}
+
+impl<I: Iterator<Item = String>> Args<I> {
+    fn value(&mut self, flag: &str) -> Result<String> {
+        self.it
+            .next()
+            .ok_or_else(|| usage(format!("{flag} needs a value")))
+    }
+
+    fn number<T: std::str::FromStr>(&mut self, flag: &str) -> Result<T> {
+        let v = self.value(flag)?;
+        v.parse()
+            .map_err(|_| usage(format!("{flag} {v}: not a number")))
+    }
+
+    fn accel(&mut self) -> Result<AccelRequest> {
+        let v = self.value("--accel")?;
+        AccelRequest::parse(&v)
+            .ok_or_else(|| usage(format!("--accel {v}: expected auto, tcg or kvm")))
+    }
+}
+
+/// Parses the arguments after the program name.
+pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command> {
+    let mut a = Args {
+        it: args.into_iter(),
+    };
+    let Some(cmd) = a.it.next() else {
+        return Ok(Command::Help);
+    };
+    match cmd.as_str() {
+        "run" => parse_run(&mut a).map(Command::Run),
+        "test" => parse_test(&mut a).map(Command::Test),
+        "boards" => Ok(Command::Boards),
+        "help" | "-h" | "--help" => Ok(Command::Help),
+        other => Err(usage(format!("unknown command `{other}`"))),
+    }
+}
+
+fn parse_run<I: Iterator<Item = String>>(a: &mut Args<I>) -> Result<RunArgs> {
+    let mut r = RunArgs {
+        board: None,
+        arch: None,
+        smp: None,
+        mem_mib: None,
+        accel: AccelRequest::Auto,
+        ktest: false,
+        release: false,
+        timeout_secs: None,
+        kernel: None,
+        app: Vec::new(),
+    };
+    while let Some(arg) = a.it.next() {
+        match arg.as_str() {
+            "--board" => r.board = Some(a.value("--board")?),
+            "--arch" => r.arch = Some(Arch::parse(&a.value("--arch")?)?),
+            "--smp" => {
+                let n: u32 = a.number("--smp")?;
+                if n == 0 {
+                    return Err(usage("--smp must be at least 1"));
+                }
+                r.smp = Some(n);
+            }
+            "--mem" => {
+                let v = a.value("--mem")?;
+                r.mem_mib =
+                    Some(parse_mem(&v).ok_or_else(|| {
+                        usage(format!("--mem {v}: expected MiB, e.g. 512 or 1G"))
+                    })?);
+            }
+            "--accel" => r.accel = a.accel()?,
+            "--ktest" => r.ktest = true,
+            "--release" => r.release = true,
+            "--timeout" => {
+                let secs: u64 = a.number("--timeout")?;
+                if secs == 0 {
+                    return Err(usage("--timeout must be at least 1 second"));
+                }
+                r.timeout_secs = Some(secs);
+            }
+            "--kernel" => r.kernel = Some(a.value("--kernel")?.into()),
+            "--" => {
+                r.app = a.it.by_ref().collect();
+                break;
+            }
+            other => return Err(usage(format!("run: unknown option `{other}`"))),
+        }
+    }
+    Ok(r)
+}
+
+fn parse_test<I: Iterator<Item = String>>(a: &mut Args<I>) -> Result<TestArgs> {
+    let mut t = TestArgs {
+        boards: Vec::new(),
+        host: true,
+        boot: true,
+        jobs: 1,
+        release: false,
+        accel: AccelRequest::Auto,
+    };
+    while let Some(arg) = a.it.next() {
+        match arg.as_str() {
+            "--board" => t.boards.push(a.value("--board")?),
+            "--host-only" => t.boot = false,
+            "--boot-only" => t.host = false,
+            "--jobs" | "-j" => {
+                t.jobs = a.number("--jobs")?;
+                if t.jobs == 0 {
+                    return Err(usage("--jobs must be at least 1"));
+                }
+            }
+            "--release" => t.release = true,
+            "--accel" => t.accel = a.accel()?,
+            other => return Err(usage(format!("test: unknown option `{other}`"))),
+        }
+    }
+    if !t.host && !t.boot {
+        return Err(usage("--host-only and --boot-only exclude each other"));
+    }
+    Ok(t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> Result<Command> {
+        parse(s.split_whitespace().map(str::to_string))
+    }
+
+    #[test]
+    fn run_with_everything() {
+        let Command::Run(r) = p("run --board qemu-aarch64 --smp 4 --mem 1G --accel tcg --ktest --release --timeout 30 -- ./app --port 1").unwrap() else {
+            panic!("not run");
+        };
+        assert_eq!(r.board.as_deref(), Some("qemu-aarch64"));
+        assert_eq!(
+            (r.smp, r.mem_mib, r.timeout_secs),
+            (Some(4), Some(1024), Some(30))
+        );
+        assert_eq!(r.accel, AccelRequest::Tcg);
+        assert!(r.ktest && r.release);
+        assert_eq!(r.app, ["./app", "--port", "1"]);
+    }
+
+    #[test]
+    fn run_defaults_and_errors() {
+        let Command::Run(r) = p("run --arch arm64").unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            (r.arch, r.accel, r.ktest),
+            (Some(Arch::Aarch64), AccelRequest::Auto, false)
+        );
+        assert!(p("run --smp 0").is_err());
+        assert!(p("run --timeout 0").is_err());
+        assert!(p("run --smp").is_err());
+        assert!(p("run --accel fast").is_err());
+        assert!(p("run --mem lots").is_err());
+        assert!(p("run --frobnicate").is_err());
+        assert!(matches!(p("run --arch sparc"), Err(Error::UnknownArch(_))));
+        assert!(p("launch").is_err());
+        assert_eq!(p("").unwrap(), Command::Help);
+    }
+
+    #[test]
+    fn test_options() {
+        let Command::Test(t) = p("test --board a --board b --jobs 2 --boot-only").unwrap() else {
+            panic!()
+        };
+        assert_eq!(t.boards, ["a", "b"]);
+        assert_eq!((t.jobs, t.host, t.boot), (2, false, true));
+        assert!(p("test --host-only --boot-only").is_err());
+        assert!(p("test -j 0").is_err());
+    }
+
+    #[test]
+    fn mem_units() {
+        assert_eq!(parse_mem("512"), Some(512));
+        assert_eq!(parse_mem("512M"), Some(512));
+        assert_eq!(parse_mem("512MiB"), Some(512));
+        assert_eq!(parse_mem("2G"), Some(2048));
+        assert_eq!(parse_mem("0"), None);
+        assert_eq!(parse_mem("x"), None);
+    }
+}

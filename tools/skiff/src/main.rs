@@ -1,0 +1,145 @@
+//! `skiff`, the Skiff host tool (`cargo skiff ...`): builds the kernel for a
+//! board, boots it under QEMU with the console streamed and backtraces
+//! symbolised, exits with the guest's status; and runs the test suite (host
+//! tests and the boot matrix from `boards/`).
+
+mod accel;
+mod boards;
+mod cli;
+mod console;
+mod error;
+mod kernel;
+mod matrix;
+mod qemu;
+mod symbols;
+mod xen;
+
+use crate::accel::HostFacts;
+use crate::boards::{Board, BootProtocol};
+use crate::cli::{Command, RunArgs};
+use crate::error::Result;
+use crate::qemu::{AfterStatus, RunSpec};
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Default `run` timeout when none is given and no tests are asked for.
+const RUN_TIMEOUT_SECS: u64 = 600;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match cli::parse(args).and_then(dispatch) {
+        Ok(status) => ExitCode::from(status),
+        Err(e) => {
+            eprintln!("skiff: error: {e}");
+            ExitCode::from(qemu::STATUS_HOST_ERROR)
+        }
+    }
+}
+
+fn dispatch(cmd: Command) -> Result<u8> {
+    let root = kernel::workspace_root();
+    match cmd {
+        Command::Help => {
+            println!("{}", cli::USAGE);
+            Ok(0)
+        }
+        Command::Boards => {
+            for b in boards::load_dir(&root.join("boards"))? {
+                let default = if b.default { " (default)" } else { "" };
+                println!(
+                    "{:<22} {:<8} {}{default}",
+                    b.name,
+                    b.arch.name(),
+                    b.description
+                );
+            }
+            Ok(0)
+        }
+        Command::Run(r) => run(&root, &r),
+        Command::Test(t) => {
+            let boards = boards::load_dir(&root.join("boards"))?;
+            matrix::run(&root, &boards, &t)
+        }
+    }
+}
+
+fn run(root: &Path, r: &RunArgs) -> Result<u8> {
+    let all = boards::load_dir(&root.join("boards"))?;
+    let board: &Board = boards::select(&all, r.board.as_deref(), r.arch)?;
+    let decision = accel::decide(r.accel, HostFacts::probe(), board)?;
+    if decision.warn_pvm {
+        eprintln!("skiff: warning: /dev/kvm is the software kvm_pvm module; expect this to be slower than TCG");
+    }
+    let qemu_bin = qemu::require_qemu(board)?;
+    let kernel = match &r.kernel {
+        Some(elf) => kernel::prebuilt(root, board.arch, elf.clone())?,
+        None => kernel::build(root, board.arch, r.release, true)?,
+    };
+    let smp = r.smp.unwrap_or(1);
+    let mem = r.mem_mib.unwrap_or(board.memory_mib);
+    let cmdline = qemu::kernel_cmdline(board, r.ktest, &r.app)?;
+    let boot_file = kernel.boot_file(board).to_path_buf();
+    let xen = match board.boot {
+        BootProtocol::XenDom0less => Some(xen::prepare(
+            root, board, &qemu_bin, &boot_file, smp, mem, &cmdline,
+        )?),
+        _ => None,
+    };
+    let spec = RunSpec {
+        board,
+        accel: decision.accel,
+        smp,
+        mem_mib: mem,
+        kernel: boot_file,
+        cmdline,
+        xen,
+    };
+    let argv = qemu::qemu_args(&spec);
+    eprintln!(
+        "skiff: board={} arch={} smp={smp} mem={mem}MiB",
+        board.name, board.arch
+    );
+    eprintln!(
+        "skiff: accel={} ({})",
+        decision.accel.name(),
+        decision.reason
+    );
+    eprintln!(
+        "skiff: {} {}",
+        qemu_bin.display(),
+        matrix::shell_words(&argv)
+    );
+
+    let symbols = symbols::Symbols::load(&kernel.elf, root).unwrap_or_else(|e| {
+        eprintln!("skiff: warning: backtraces will not be symbolised: {e}");
+        symbols::Symbols::default()
+    });
+    let timeout = r.timeout_secs.unwrap_or(if r.ktest {
+        board.test.timeout_secs
+    } else {
+        RUN_TIMEOUT_SECS
+    });
+    let after = AfterStatus::for_board(board);
+    let mut stdout = std::io::stdout();
+    let outcome = qemu::run(
+        &qemu_bin,
+        &argv,
+        board.exit_device,
+        Duration::from_secs(timeout),
+        after,
+        &mut |line| {
+            let shown = symbols.annotate(line);
+            let _ = writeln!(stdout, "{}", shown.as_deref().unwrap_or(line));
+            let _ = stdout.flush();
+        },
+    );
+    if let Some(x) = &spec.xen {
+        xen::cleanup(x);
+    }
+    if let Some(msg) = outcome.ending.explain() {
+        eprintln!("skiff: {msg}");
+    }
+    Ok(outcome.ending.exit_status())
+}
