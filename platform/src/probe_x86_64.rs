@@ -467,30 +467,22 @@ fn read_smbios() -> Option<crate::smbios::SystemInfo> {
 
 fn configure_power(fw: &Firmware) {
     match fw.acpi_sleep {
-        Some(AcpiSleep::Pm1aControl { port, slp_typ }) => {
-            arch::power::set_acpi_sleep(arch::power::AcpiSleep::Pm1aControl { port, slp_typ });
+        Some(sleep @ AcpiSleep::Pm1aControl { port, slp_typ }) => {
+            arch::power::set_acpi_sleep(sleep);
             log::info!("power: off=acpi-pm1a port={port:#x} slp_typ={slp_typ}");
         }
-        Some(AcpiSleep::SleepControlReg {
-            address,
-            is_port,
-            slp_typ,
-        }) => {
-            arch::power::set_acpi_sleep(arch::power::AcpiSleep::SleepControlReg {
-                address,
-                is_port,
-                slp_typ,
-            });
+        Some(
+            sleep @ AcpiSleep::SleepControlReg {
+                address, slp_typ, ..
+            },
+        ) => {
+            arch::power::set_acpi_sleep(sleep);
             log::info!("power: off=acpi-sleep-reg address={address:#x} slp_typ={slp_typ}");
         }
         None => log::info!("power: off=halt (no ACPI S5)"),
     }
     if let Some(r) = fw.acpi_reset {
-        arch::power::set_acpi_reset(arch::power::AcpiReset {
-            address: r.address,
-            is_port: r.is_port,
-            value: r.value,
-        });
+        arch::power::set_acpi_reset(r);
     }
 }
 

@@ -197,3 +197,26 @@ pub struct KernelSections {
     /// `.data`, `.bss` and the boot stacks: read + write, never executable.
     pub data: Range<usize>,
 }
+
+/// How to enter ACPI S5 (power-off), from the FADT and the DSDT's `\_S5`:
+/// found by the platform crate, carried out by the x86_64 arch crate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AcpiSleep {
+    /// Legacy: write `SLP_TYPa << 10 | SLP_EN` to the PM1a control port.
+    Pm1aControl { port: u16, slp_typ: u8 },
+    /// Hardware-reduced ACPI: write `SLP_TYP << 2 | SLP_EN` (a byte) to the
+    /// sleep control register, in I/O or memory space.
+    SleepControlReg {
+        address: u64,
+        is_port: bool,
+        slp_typ: u8,
+    },
+}
+
+/// The FADT reset register (`RESET_REG`) and value (`RESET_VALUE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AcpiReset {
+    pub address: u64,
+    pub is_port: bool,
+    pub value: u8,
+}

@@ -10,27 +10,7 @@ use spin::Mutex;
 /// status `(value << 1) | 1`.
 const DEBUG_EXIT_PORT: u16 = 0xf4;
 
-/// How to enter ACPI S5, from the FADT and the DSDT's `\_S5` package.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AcpiSleep {
-    /// Legacy: write `SLP_TYPa << 10 | SLP_EN` to the PM1a control port.
-    Pm1aControl { port: u16, slp_typ: u8 },
-    /// Hardware-reduced ACPI: write `SLP_TYP << 2 | SLP_EN` (a byte) to the
-    /// sleep control register, in I/O or memory space.
-    SleepControlReg {
-        address: u64,
-        is_port: bool,
-        slp_typ: u8,
-    },
-}
-
-/// The FADT reset register and value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AcpiReset {
-    pub address: u64,
-    pub is_port: bool,
-    pub value: u8,
-}
+pub use skiff_arch_api::{AcpiReset, AcpiSleep};
 
 static DEBUG_EXIT: AtomicBool = AtomicBool::new(false);
 static SLEEP: Mutex<Option<AcpiSleep>> = Mutex::new(None);

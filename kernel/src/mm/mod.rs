@@ -108,7 +108,7 @@ mod target {
         println!(
             "mm: frames={} free={}MiB heap={}MiB at={:#x}",
             stats.total_frames,
-            stats.free_frames * 4096 >> 20,
+            (stats.free_frames * 4096) >> 20,
             (heap.end - heap.start) >> 20,
             heap.start
         );

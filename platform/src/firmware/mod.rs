@@ -72,28 +72,7 @@ pub struct Ecam {
     pub bus_end: u8,
 }
 
-/// ACPI power-off: write `SLP_TYPa << 10 | SLP_EN` to PM1a_CNT (legacy), or
-/// `SLP_TYP << 2 | SLP_EN` to the hardware-reduced sleep control register.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AcpiSleep {
-    Pm1aControl {
-        port: u16,
-        slp_typ: u8,
-    },
-    SleepControlReg {
-        address: u64,
-        is_port: bool,
-        slp_typ: u8,
-    },
-}
-
-/// A reset register from the FADT (`RESET_REG`, `RESET_VALUE`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AcpiReset {
-    pub address: u64,
-    pub is_port: bool,
-    pub value: u8,
-}
+pub use skiff_arch_api::{AcpiReset, AcpiSleep};
 
 /// What the firmware says, in one place.
 #[derive(Debug, Clone, Default)]
