@@ -572,6 +572,22 @@ pub fn init(boot: &BootInfo) -> Platform {
     let cpus = if fw.cpus.is_empty() {
         let (n, source) = cpus_without_madt();
         log::info!("cpus: count={n} source={source}");
+        if source == "fw-cfg" {
+            // No MADT to list APIC ids: QEMU numbers them 0..n-1 for the
+            // topologies it builds from a plain `-smp n`, so list those (the
+            // scheduler starts them; one that does not answer is reported).
+            let boot_id = u64::from(arch::cpuid(1, 0).ebx >> 24);
+            for id in 0..u64::from(n).min(firmware::MAX_CPUS as u64) {
+                let _ = fw.cpus.try_push(firmware::Cpu {
+                    hw_id: id,
+                    boot: id == boot_id,
+                });
+            }
+            log::info!(
+                "cpus: apic_ids=0..{} source=assumed-qemu-numbering",
+                n.saturating_sub(1)
+            );
+        }
         n
     } else {
         log::info!("cpus: count={} source=madt", fw.cpus.len());
