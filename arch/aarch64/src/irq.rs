@@ -28,6 +28,8 @@ pub enum IrqError {
     UnsupportedVersion(u8),
     Map(MapError),
     Gic(GicError),
+    /// `init_this_cpu` before the boot CPU's `init` succeeded.
+    NotInitialized,
 }
 
 impl From<MapError> for IrqError {
@@ -83,14 +85,32 @@ pub fn gic_version() -> Option<u8> {
     GIC.get().map(Gic::version)
 }
 
-/// Enables delivery of INTID `line`.
+/// Secondary CPUs (the secondary entry calls it before the kernel's entry):
+/// this CPU's GIC CPU interface, and on GICv3 its redistributor woken up,
+/// with SGIs (IPIs) enabled and PPIs masked. Idempotent. Err when the boot
+/// CPU's `init` has not succeeded or this CPU has no redistributor.
+pub fn init_this_cpu() -> Result<(), IrqError> {
+    let gic = GIC.get().ok_or(IrqError::NotInitialized)?;
+    gic.init_this_cpu().map_err(IrqError::Gic)
+}
+
+/// Raises IPI `ipi` (an SGI, 0-15; higher numbers are ignored) on the CPU
+/// with MPIDR affinity `hw_id`; it arrives there as `Interrupt::Ipi(ipi)`.
+pub fn send_ipi(hw_id: u64, ipi: u8) {
+    match GIC.get() {
+        Some(g) if ipi < 16 => g.send_sgi(hw_id, ipi),
+        _ => {}
+    }
+}
+
+/// Enables delivery of INTID `line` (an SGI or PPI: on the calling CPU).
 pub fn unmask(line: u32) {
     if let Some(g) = GIC.get() {
         g.set_enabled(line, true);
     }
 }
 
-/// Disables delivery of INTID `line`.
+/// Disables delivery of INTID `line` (an SGI or PPI: on the calling CPU).
 pub fn mask(line: u32) {
     if let Some(g) = GIC.get() {
         g.set_enabled(line, false);

@@ -38,6 +38,13 @@ pub fn set_irq(intid: u32) {
     irq::unmask(intid);
 }
 
+/// Secondary CPUs: timer stopped, its PPI unmasked at this CPU's GIC
+/// interface (after `irq::init_this_cpu`). Idempotent.
+pub fn init_this_cpu() {
+    cancel();
+    irq::unmask(irq());
+}
+
 /// The INTID the timer interrupts on.
 pub fn irq() -> u32 {
     INTID.load(Ordering::Relaxed)
