@@ -350,8 +350,13 @@ fn this_cpu_gicr() -> Option<Regs> {
 
 impl Gic {
     /// Per-CPU part: this CPU's interface (and v3 redistributor), SGI/PPI
-    /// state reset with the SGIs enabled. Idempotent.
+    /// state reset with the SGIs enabled. Only the first call on a CPU does
+    /// anything (a later one must not mask PPIs unmasked since).
     pub(crate) fn init_this_cpu(&self) -> Result<(), GicError> {
+        let me = percpu::this();
+        if me.gicr.load(Ordering::Acquire) != 0 || me.gic_v2_mask.load(Ordering::Acquire) != 0 {
+            return Ok(());
+        }
         match self {
             Gic::V2 { gicd, gicc } => {
                 init_cpu_v2(gicd, gicc);

@@ -87,7 +87,8 @@ pub fn gic_version() -> Option<u8> {
 
 /// Secondary CPUs (the secondary entry calls it before the kernel's entry):
 /// this CPU's GIC CPU interface, and on GICv3 its redistributor woken up,
-/// with SGIs (IPIs) enabled and PPIs masked. Idempotent. Err when the boot
+/// with SGIs (IPIs) enabled and PPIs masked. Only the first call on a CPU
+/// does anything, so the kernel may call it again. Err when the boot
 /// CPU's `init` has not succeeded or this CPU has no redistributor.
 pub fn init_this_cpu() -> Result<(), IrqError> {
     let gic = GIC.get().ok_or(IrqError::NotInitialized)?;

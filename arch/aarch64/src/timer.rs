@@ -39,7 +39,8 @@ pub fn set_irq(intid: u32) {
 }
 
 /// Secondary CPUs: timer stopped, its PPI unmasked at this CPU's GIC
-/// interface (after `irq::init_this_cpu`). Idempotent.
+/// interface (after `irq::init_this_cpu`). The secondary entry already
+/// called it; calling it again cancels any deadline set since.
 pub fn init_this_cpu() {
     cancel();
     irq::unmask(irq());
