@@ -211,6 +211,88 @@ pub(crate) fn first_use() {
     unsafe { __fpu_zero() };
 }
 
+/// How FP state is switched, for the kernel's start-up line.
+pub fn mode() -> &'static str {
+    "trap-first-use"
+}
+
+/// FPCR.RMode (bits 23:22), the one FPCR field `test_fill` varies.
+const FPCR_RMODE_MASK: u64 = 3 << 22;
+
+/// The register pattern `test_fill` loads for `seed`: V0-V31 as 64 words
+/// (xorshift), and an FPCR rounding mode.
+fn test_pattern(seed: u64) -> ([u64; 64], u64) {
+    let mut p = [0u64; 64];
+    let mut x = seed | 1;
+    for v in &mut p {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        *v = x;
+    }
+    (p, (seed << 22) & FPCR_RMODE_MASK)
+}
+
+/// Test support (scheduler ktests): loads a pattern derived from `seed`
+/// into V0-V31 and FPCR.RMode, as a thread doing FP work would. Traps to
+/// `first_use` if this thread has not used FP yet.
+pub fn test_fill(seed: u64) {
+    let (p, rmode) = test_pattern(seed);
+    // SAFETY: reads 512 bytes from `p`; writes only FP registers and FPCR,
+    // which no kernel code uses (soft-float target).
+    unsafe {
+        asm!(
+            ".arch_extension fp",
+            ".arch_extension simd",
+            "ldp q0, q1, [{p}, #0]", "ldp q2, q3, [{p}, #32]",
+            "ldp q4, q5, [{p}, #64]", "ldp q6, q7, [{p}, #96]",
+            "ldp q8, q9, [{p}, #128]", "ldp q10, q11, [{p}, #160]",
+            "ldp q12, q13, [{p}, #192]", "ldp q14, q15, [{p}, #224]",
+            "ldp q16, q17, [{p}, #256]", "ldp q18, q19, [{p}, #288]",
+            "ldp q20, q21, [{p}, #320]", "ldp q22, q23, [{p}, #352]",
+            "ldp q24, q25, [{p}, #384]", "ldp q26, q27, [{p}, #416]",
+            "ldp q28, q29, [{p}, #448]", "ldp q30, q31, [{p}, #480]",
+            "mrs {t}, fpcr",
+            "bic {t}, {t}, #{mask}",
+            "orr {t}, {t}, {r}",
+            "msr fpcr, {t}",
+            p = in(reg) p.as_ptr(),
+            r = in(reg) rmode,
+            t = out(reg) _,
+            mask = const FPCR_RMODE_MASK,
+            options(nostack, readonly),
+        )
+    };
+}
+
+/// Test support: true when V0-V31 and FPCR.RMode still hold what
+/// `test_fill(seed)` loaded.
+pub fn test_check(seed: u64) -> bool {
+    let (want, rmode) = test_pattern(seed);
+    let mut seen = [0u64; 64];
+    let fpcr: u64;
+    // SAFETY: writes 512 bytes into `seen`; only reads FP registers.
+    unsafe {
+        asm!(
+            ".arch_extension fp",
+            ".arch_extension simd",
+            "stp q0, q1, [{p}, #0]", "stp q2, q3, [{p}, #32]",
+            "stp q4, q5, [{p}, #64]", "stp q6, q7, [{p}, #96]",
+            "stp q8, q9, [{p}, #128]", "stp q10, q11, [{p}, #160]",
+            "stp q12, q13, [{p}, #192]", "stp q14, q15, [{p}, #224]",
+            "stp q16, q17, [{p}, #256]", "stp q18, q19, [{p}, #288]",
+            "stp q20, q21, [{p}, #320]", "stp q22, q23, [{p}, #352]",
+            "stp q24, q25, [{p}, #384]", "stp q26, q27, [{p}, #416]",
+            "stp q28, q29, [{p}, #448]", "stp q30, q31, [{p}, #480]",
+            "mrs {f}, fpcr",
+            p = in(reg) seen.as_mut_ptr(),
+            f = out(reg) fpcr,
+            options(nostack),
+        )
+    };
+    seen == want && fpcr & FPCR_RMODE_MASK == rmode
+}
+
 /// Per-CPU start state: FP trapped (the CPU's first thread has not used it).
 pub(crate) fn init_this_cpu() {
     set_enabled(false);

@@ -8,8 +8,10 @@
 //! at the GIC first, so a level-triggered source cannot storm while a thread
 //! handles it, and stays disabled until the kernel calls [`unmask`].
 
+use crate::early_console::EarlyWriter;
 use crate::gic::{self, Gic, GicError, Regs};
 use crate::{mm, timer};
+use core::fmt::Write;
 use skiff_arch_api::{Interrupt, InterruptControllers, MapError};
 use spin::Once;
 
@@ -90,9 +92,22 @@ pub fn gic_version() -> Option<u8> {
 /// with SGIs (IPIs) enabled and PPIs masked. Only the first call on a CPU
 /// does anything, so the kernel may call it again. Err when the boot
 /// CPU's `init` has not succeeded or this CPU has no redistributor.
-pub fn init_this_cpu() -> Result<(), IrqError> {
+pub fn try_init_this_cpu() -> Result<(), IrqError> {
     let gic = GIC.get().ok_or(IrqError::NotInitialized)?;
     gic.init_this_cpu().map_err(IrqError::Gic)
+}
+
+/// [`try_init_this_cpu`] with the same signature as on x86_64: a failure
+/// is logged (`irq: cpu=N init failed: ...`); the CPU then gets no
+/// interrupts.
+pub fn init_this_cpu() {
+    if let Err(e) = try_init_this_cpu() {
+        let _ = writeln!(
+            EarlyWriter,
+            "irq: cpu={} init failed: {e:?}",
+            crate::cpu::id()
+        );
+    }
 }
 
 /// Raises IPI `ipi` (an SGI, 0-15; higher numbers are ignored) on the CPU

@@ -146,7 +146,7 @@ pub(crate) extern "C" fn secondary_main(entry: extern "C" fn(usize) -> !, arg: u
     cpu::init_this_cpu();
     let me = percpu::this();
     me.hw_id.store(sysreg::mpidr_affinity(), Ordering::Release);
-    match irq::init_this_cpu() {
+    match irq::try_init_this_cpu() {
         Ok(()) => timer::init_this_cpu(),
         Err(e) => {
             let _ = writeln!(
