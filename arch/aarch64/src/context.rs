@@ -8,9 +8,13 @@
 //!
 //! A switch is a plain function call that returns on another stack: save
 //! the callee-saved registers of `from`, load those of `to`, `ret` to the
-//! loaded x30. A new context's x30 is `__context_start`, which calls
+//! loaded x30. The CPU's innermost `trap::catch_fault` context is switched
+//! with them: it belongs to the thread that called `catch_fault`, so a
+//! thread blocking inside one cannot have its recovery point taken by the
+//! next thread's fault. A new context's x30 is `__context_start`, which calls
 //! `entry(arg)` with IRQs unmasked.
 
+use crate::percpu;
 use aarch64_cpu::registers::{Readable, DAIF};
 use core::arch::global_asm;
 
@@ -24,11 +28,15 @@ pub struct Context {
     regs: [u64; 12],
     sp: u64,
     daif: u64,
+    /// This thread's innermost `catch_fault` context (0: none).
+    catch: u64,
+    _pad: u64,
 }
 
 // Offsets used by the assembly below.
 const _: () = assert!(core::mem::offset_of!(Context, sp) == 96);
 const _: () = assert!(core::mem::offset_of!(Context, daif) == 104);
+const _: () = assert!(core::mem::offset_of!(Context, catch) == 112);
 
 global_asm!(
     r#"
@@ -45,6 +53,11 @@ __context_switch:
     mov     x9, sp
     mrs     x10, daif
     stp     x9, x10, [x0, #96]
+    mrs     x11, tpidr_el1
+    ldr     x12, [x11, #{catch}]
+    str     x12, [x0, #112]
+    ldr     x12, [x1, #112]
+    str     x12, [x11, #{catch}]
     ldp     x19, x20, [x1, #0]
     ldp     x21, x22, [x1, #16]
     ldp     x23, x24, [x1, #32]
@@ -63,7 +76,8 @@ __context_start:
     mov     x29, xzr                // end of the frame-pointer chain
     mov     x30, xzr
     br      x19
-"#
+"#,
+    catch = const percpu::CATCH_OFFSET,
 );
 
 unsafe extern "C" {
@@ -88,6 +102,8 @@ impl Context {
             regs,
             sp: (stack_top & !0xf) as u64,
             daif: DAIF.get() & !DAIF_I,
+            catch: 0,
+            _pad: 0,
         }
     }
 }

@@ -43,6 +43,8 @@ pub(crate) struct CpuLocal {
 
 /// Offset of `overflow_stack_top` in [`CpuLocal`] (used by `trap`'s asm).
 pub(crate) const OVERFLOW_STACK_TOP_OFFSET: usize = 8;
+/// Offset of `catch` in [`CpuLocal`] (switched by `context`'s asm).
+pub(crate) const CATCH_OFFSET: usize = core::mem::offset_of!(CpuLocal, catch);
 const _: () = assert!(core::mem::offset_of!(CpuLocal, kernel_base) == 0);
 const _: () =
     assert!(core::mem::offset_of!(CpuLocal, overflow_stack_top) == OVERFLOW_STACK_TOP_OFFSET);
