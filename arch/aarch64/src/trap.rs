@@ -10,8 +10,20 @@
 //!   catch point (setjmp-style: callee-saved registers and SP restored, no
 //!   unwinding); any other fault goes to the kernel's [`TrapHandler`].
 //! * IRQs are acknowledged at the GIC (`irq`) and handed on as [`Interrupt`].
+//! * An FP/SIMD access trap (ESR class 0x07) is a thread's first FP use:
+//!   `fpu` enables FP and the instruction is retried.
+//! * Stack overflow: the EL1 synchronous vector first checks, with
+//!   `AT S1E1W`, that the frame fits on the current stack. If it does not
+//!   (a thread ran into the unmapped guard page below its stack), the
+//!   vector continues on the CPU's overflow stack (`percpu`) and the
+//!   kernel's handler gets the fault, its address in the guard page; the
+//!   thread is never resumed. (IRQs need no check: an IRQ frame that does
+//!   not fit faults, and that fault takes this path.)
 //! * FIQ, SError, and exceptions taken with SP_EL0 at EL1 (never used) are
 //!   fatal.
+//!
+//! `catch_fault`'s recovery point is per CPU (`percpu`) and is switched
+//! with the thread by `context::switch`.
 
 use crate::{early_console::EarlyWriter, fpu, irq, percpu};
 use aarch64_cpu::registers::{Readable, ESR_EL1, FAR_EL1};
