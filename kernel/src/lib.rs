@@ -16,6 +16,8 @@ pub mod cmdline;
 pub mod loader;
 pub mod mm;
 pub mod sched;
+#[cfg(skiff_threads)]
+pub mod sync;
 
 #[cfg(target_os = "none")]
 pub mod arch;

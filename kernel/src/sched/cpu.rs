@@ -132,7 +132,11 @@ impl CpuSched {
             None if self.is_idle() => Runtime::default(),
             None => self.current.sched.lock().runtime,
         };
-        t.sched.lock().runtime = start;
+        {
+            let mut s = t.sched.lock();
+            s.runtime = start;
+            s.epoch_ns = self.clock.epoch();
+        }
         t.set_state(State::Runnable);
         self.runq.insert(t, start);
         self.publish();
@@ -166,7 +170,12 @@ impl CpuSched {
                 let mut s = t.sched.lock();
                 if let Some(carried) = s.carried_ns.take() {
                     s.runtime = self.clock.from_decayed(carried, now);
+                } else {
+                    // It may have slept through a renormalization.
+                    let stored = s.epoch_ns;
+                    self.clock.adopt(&mut s.runtime, stored);
                 }
+                s.epoch_ns = self.clock.epoch();
             }
             if Arc::ptr_eq(&t, &self.current) {
                 // Woken before it managed to block: it simply keeps running.
@@ -183,10 +192,16 @@ impl CpuSched {
             return;
         }
         let r = self.clock.renormalize(now);
-        r.apply(&mut self.current.sched.lock().runtime);
+        let epoch = self.clock.epoch();
+        {
+            let mut s = self.current.sched.lock();
+            r.apply(&mut s.runtime);
+            s.epoch_ns = epoch;
+        }
         self.runq.rekey(|t| {
             let mut s = t.sched.lock();
             r.apply(&mut s.runtime);
+            s.epoch_ns = epoch;
             s.runtime
         });
     }

@@ -58,6 +58,8 @@ pub struct Sched {
     pub priority: f64,
     /// Decayed runtime carried across a migration (set by the source CPU).
     pub carried_ns: Option<f64>,
+    /// The CPU clock epoch `runtime` is stored relative to.
+    pub epoch_ns: u64,
 }
 
 pub struct Thread {
@@ -71,6 +73,9 @@ pub struct Thread {
     pub sched: Mutex<Sched>,
     pub stats: Stats,
     link: WakeLink<Thread>,
+    /// What only the target needs: register context, FP state, stack, the
+    /// entry closure, join state (`kthread::ThreadExt`; `()` on the host).
+    pub ext: super::ThreadExt,
 }
 
 impl Wakeable for Thread {
@@ -99,6 +104,7 @@ impl Thread {
             }),
             stats: Stats::default(),
             link: WakeLink::new(),
+            ext: Default::default(),
         }
     }
 
