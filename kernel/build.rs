@@ -12,7 +12,7 @@ fn main() {
     // Kernel threads (context switch, per-CPU scheduling, SMP, sync) need
     // the arch's `context`/`fpu`/`percpu`/`smp` modules; an arch enables
     // them here once it implements that part of the contract.
-    if arch == "x86_64" {
+    if arch == "x86_64" || arch == "aarch64" {
         println!("cargo::rustc-cfg=skiff_threads");
     }
     let root = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap());

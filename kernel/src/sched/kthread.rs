@@ -224,6 +224,9 @@ pub struct PerCpu {
     /// The thread last switched away from (kept alive until the next switch).
     held: Mutex<Option<Arc<Thread>>>,
     last_balance: AtomicU64,
+    /// The deadline (ns) the hardware timer is armed for, 0 if none: an
+    /// unchanged deadline is not re-programmed (it costs microseconds).
+    armed_ns: AtomicU64,
     idle_thread: Arc<Thread>,
     /// Interrupt-time entries into the scheduler, for tests.
     pub irq_resched: AtomicU64,
@@ -309,6 +312,7 @@ pub fn init(hw_ids: &[u64]) {
             sleepers: Mutex::new(Vec::with_capacity(64)),
             held: Mutex::new(None),
             last_balance: AtomicU64::new(0),
+            armed_ns: AtomicU64::new(0),
             idle_thread: idle,
             irq_resched: AtomicU64::new(0),
         });
@@ -319,16 +323,7 @@ pub fn init(hw_ids: &[u64]) {
     CACHE.lock().reserve_exact(CACHE_MAX);
     arch::percpu::set_base(0);
     ONLINE.store(1, Ordering::Release);
-    println!("sched: started cpus={n} fpu={}", fpu_mode());
-}
-
-#[cfg(target_arch = "x86_64")]
-fn fpu_mode() -> &'static str {
-    arch::fpu::mode()
-}
-#[cfg(not(target_arch = "x86_64"))]
-fn fpu_mode() -> &'static str {
-    "eager"
+    println!("sched: started cpus={n} fpu={}", arch::fpu::mode());
 }
 
 /// Starts every other CPU `init` was given; returns how many came up.
@@ -412,6 +407,8 @@ fn idle_loop() -> ! {
             // `sti; hlt`: an IPI or timer between the check and the halt is
             // not lost. The interrupt itself switches to any woken thread.
             arch::cpu::wait_for_interrupt();
+            // Not every arch leaves interrupts as it found them here.
+            arch::cpu::disable_interrupts();
         }
         reschedule(Reason::Preempt);
         arch::cpu::enable_interrupts();
@@ -592,6 +589,8 @@ pub(crate) fn on_timer_interrupt() {
         return;
     }
     let cpu = this_cpu();
+    // The one-shot has fired: nothing is armed any more.
+    cpu.armed_ns.store(0, Ordering::Relaxed);
     let now = time::now_ns();
     loop {
         let t = {
@@ -682,6 +681,10 @@ fn arm_timer(cpu: &PerCpu, slice_end: Option<u64>) {
         None
     };
     let at = [slice_end, sleeper, request].into_iter().flatten().min();
+    let want = at.map_or(0, |ns| ns.max(1));
+    if cpu.armed_ns.swap(want, Ordering::Relaxed) == want {
+        return;
+    }
     match at {
         Some(ns) => arch::timer::set_oneshot(time::ns_to_counter(ns)),
         None => arch::timer::cancel(),
