@@ -9,9 +9,10 @@
 //! never modified) boot page tables, which identity-map the low 1 GiB and
 //! map the image high; it then jumps to the image, loads the kernel's own
 //! page tables and the new stack, and runs `ap_start` in Rust: CR4/CR0 as on
-//! the boot CPU, its own GDT+TSS, the shared IDT, the FPU. It then signals
-//! the boot CPU and calls `entry(arg)` with interrupts off. The kernel's
-//! entry calls `irq::init_this_cpu` for the local APIC.
+//! the boot CPU, its own GDT+TSS, the shared IDT, the FPU, the local APIC.
+//! It then signals
+//! the boot CPU and calls `entry(arg)` with interrupts off. Its local APIC
+//! is already up then (`irq::init_this_cpu`; calling it again is harmless).
 //!
 //! One AP is started at a time (a lock), so the parameters in the page are
 //! never overwritten while an AP still reads them.
@@ -257,9 +258,14 @@ extern "C" fn skiff_x86_ap_start(entry: extern "C" fn(usize) -> !, arg: usize) -
             f.insert(x86_64::registers::control::Cr0Flags::WRITE_PROTECT)
         });
     }
-    gdt::init_ap(STARTING_SLOT.load(Ordering::Relaxed));
+    let slot = STARTING_SLOT.load(Ordering::Relaxed);
+    gdt::init_ap(slot);
     crate::trap::load_idt();
     crate::fpu::init_this_cpu();
+    // The local APIC first: everything per-CPU in the arch is keyed by the
+    // APIC id, which reads through x2APIC MSRs only once that mode is on.
+    irq::init_this_cpu();
+    cpu::set_id(slot as u32);
     AP_UP.store(true, Ordering::SeqCst);
     entry(arg)
 }
