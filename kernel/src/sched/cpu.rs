@@ -127,11 +127,7 @@ impl CpuSched {
     /// least runtime queued here, so it runs soon but cannot monopolise.
     pub fn spawn(&mut self, t: Arc<Thread>) {
         t.set_home(self.id);
-        let start = match self.runq.iter().next() {
-            Some(least) => least.sched.lock().runtime,
-            None if self.is_idle() => Runtime::default(),
-            None => self.current.sched.lock().runtime,
-        };
+        let start = self.start_runtime();
         {
             let mut s = t.sched.lock();
             s.runtime = start;
@@ -140,6 +136,16 @@ impl CpuSched {
         t.set_state(State::Runnable);
         self.runq.insert(t, start);
         self.publish();
+    }
+
+    /// What a new thread starts with: the least runtime queued here, else
+    /// the running thread's, else zero.
+    fn start_runtime(&self) -> Runtime {
+        match self.runq.iter().next() {
+            Some(least) => least.sched.lock().runtime,
+            None if self.is_idle() => Runtime::default(),
+            None => self.current.sched.lock().runtime,
+        }
     }
 
     fn publish(&self) {
@@ -166,9 +172,12 @@ impl CpuSched {
             if !t.transition(State::Waking, State::Runnable) {
                 continue; // terminated meanwhile, or a stale entry
             }
+            let start = self.start_runtime();
             {
                 let mut s = t.sched.lock();
-                if let Some(carried) = s.carried_ns.take() {
+                if core::mem::take(&mut s.fresh) {
+                    s.runtime = start;
+                } else if let Some(carried) = s.carried_ns.take() {
                     s.runtime = self.clock.from_decayed(carried, now);
                 } else {
                     // It may have slept through a renormalization.
@@ -309,6 +318,16 @@ impl CpuSched {
         self.publish();
         Some(t)
     }
+}
+
+/// Hands a new (never run) thread to another CPU: it goes onto `target`'s
+/// incoming queue and starts there like a local spawn. The caller kicks
+/// the target (an IPI).
+pub fn spawn_remote(t: Arc<Thread>, target: &CpuShared) {
+    t.set_home(target.id);
+    t.sched.lock().fresh = true;
+    t.set_state(State::Waking);
+    target.incoming.push(t);
 }
 
 /// Wakes `t` if it is waiting: returns the CPU whose incoming queue got it

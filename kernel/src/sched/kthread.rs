@@ -454,9 +454,7 @@ pub fn spawn_with(
             with_sched(here, |s| s.spawn(t.clone()));
             here.need_resched.store(true, Ordering::Relaxed);
         } else {
-            t.set_home(target);
-            t.set_state(State::Waking);
-            cpus()[target as usize].shared.incoming.push(t.clone());
+            scpu::spawn_remote(t.clone(), &cpus()[target as usize].shared);
             kick(target);
         }
     });

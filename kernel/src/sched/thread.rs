@@ -60,6 +60,9 @@ pub struct Sched {
     pub carried_ns: Option<f64>,
     /// The CPU clock epoch `runtime` is stored relative to.
     pub epoch_ns: u64,
+    /// A new thread sent to another CPU: it starts there with that CPU's
+    /// least queued runtime, as a local spawn would (not with zero).
+    pub fresh: bool,
 }
 
 pub struct Thread {
