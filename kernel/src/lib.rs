@@ -34,6 +34,8 @@ pub mod mm;
 pub mod random;
 #[cfg(not(loom))]
 pub mod sched;
+#[cfg(skiff_threads)]
+pub mod sync;
 #[cfg(not(loom))]
 pub mod syscall;
 

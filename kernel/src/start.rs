@@ -58,12 +58,50 @@ pub fn kernel_main(args: BootArgs) -> ! {
     crate::boottime::mark("platform", arch::cpu::counter());
     println!("{}", platform.summary());
     crate::boottime::report(platform.counter_hz);
-    crate::PLATFORM.call_once(|| platform);
-    arch::cpu::enable_interrupts();
+    let platform = crate::PLATFORM.call_once(|| platform);
 
-    if opts.ktest {
-        let summary = skiff_ktest::run(opts.ktest_filter, |name, result| match result {
+    #[cfg(skiff_threads)]
+    {
+        // The boot CPU's context becomes its idle thread; the rest of boot
+        // runs in the pinned "main" thread.
+        let here = arch::smp::this_cpu_hw_id();
+        let mut hw_ids = alloc::vec![here];
+        hw_ids.extend(
+            platform
+                .firmware_info
+                .cpus
+                .iter()
+                .map(|c| c.hw_id)
+                .filter(|&id| id != here),
+        );
+        crate::sched::init(&hw_ids);
+        let started = crate::sched::start_secondary_cpus();
+        println!(
+            "sched: cpus_online={} of={}",
+            started + 1,
+            crate::sched::cpu_count()
+        );
+        let ktest = opts.ktest;
+        let filter = opts.ktest_filter.map(alloc::string::String::from);
+        let program = opts.app_args().next().map(alloc::string::String::from);
+        crate::sched::run_main(alloc::boxed::Box::new(move || {
+            main_thread(ktest, filter.as_deref(), program.as_deref())
+        }))
+    }
+    #[cfg(not(skiff_threads))]
+    {
+        let _ = platform;
+        arch::cpu::enable_interrupts();
+        main_thread(opts.ktest, opts.ktest_filter, opts.app_args().next())
+    }
+}
+
+/// The rest of boot, after the scheduler is up: the ktests or the app.
+fn main_thread(ktest: bool, filter: Option<&str>, program: Option<&str>) -> ! {
+    if ktest {
+        let summary = skiff_ktest::run(filter, |name, result| match result {
             Ok(()) => println!("ktest: {name} ... ok"),
+            Err(f) if f.is_skip() => println!("ktest: {name} ... skipped: {}", f.what),
             Err(f) => println!("ktest: {name} ... FAILED: {f}"),
         });
         println!("{summary}");
@@ -73,7 +111,7 @@ pub fn kernel_main(args: BootArgs) -> ! {
             1
         });
     }
-    match opts.app_args().next() {
+    match program {
         None => {
             println!("skiff: no application given (nothing after --); powering off");
             exit(0)

@@ -1,7 +1,8 @@
 //! Kernel time: the counter frequency the platform chose, monotonic
 //! nanoseconds since boot, and the one-shot timer the arch provides. The
-//! scheduler's tickless timer queue builds on this; for now it counts timer
-//! interrupts and lets a waiter block until a deadline.
+//! scheduler's tickless timer (sched::kthread) owns the hardware timer and
+//! includes the one deadline requested here (`wait_for_timer`, the boot
+//! CPU's pre-thread timer tests) when it programs it.
 
 use crate::arch;
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -10,6 +11,8 @@ static COUNTER_HZ: AtomicU64 = AtomicU64::new(0);
 static BOOT_COUNTER: AtomicU64 = AtomicU64::new(0);
 static TIMER_FIRED: AtomicU64 = AtomicU64::new(0);
 static LAST_FIRE_COUNTER: AtomicU64 = AtomicU64::new(0);
+/// The counter deadline `wait_for_timer` waits for (0: none).
+static REQUEST: AtomicU64 = AtomicU64::new(0);
 
 pub fn init(counter_hz: u64) {
     COUNTER_HZ.store(counter_hz, Ordering::Relaxed);
@@ -32,18 +35,40 @@ pub fn ticks_to_ns(ticks: u64) -> u64 {
     (u128::from(ticks) * 1_000_000_000 / u128::from(hz)) as u64
 }
 
+/// The counter value at `ns` nanoseconds since `init`.
+pub fn ns_to_counter(ns: u64) -> u64 {
+    BOOT_COUNTER.load(Ordering::Relaxed) + ns_to_ticks(ns)
+}
+
+/// The pending `wait_for_timer` deadline, in ns since `init`.
+pub fn requested_deadline_ns() -> Option<u64> {
+    match REQUEST.load(Ordering::Acquire) {
+        0 => None,
+        c => Some(ticks_to_ns(
+            c.saturating_sub(BOOT_COUNTER.load(Ordering::Relaxed)),
+        )),
+    }
+}
+
 /// Nanoseconds since `init`.
 pub fn now_ns() -> u64 {
     ticks_to_ns(arch::cpu::counter().wrapping_sub(BOOT_COUNTER.load(Ordering::Relaxed)))
 }
 
 /// Called by the trap handler when the one-shot timer fires.
+/// Counts it as "fired" only once the requested deadline has passed (the
+/// scheduler also uses the timer, for its own deadlines).
 pub(crate) fn on_timer_interrupt() {
-    LAST_FIRE_COUNTER.store(arch::cpu::counter(), Ordering::Relaxed);
-    TIMER_FIRED.fetch_add(1, Ordering::Release);
+    let now = arch::cpu::counter();
+    let req = REQUEST.load(Ordering::Acquire);
+    if !cfg!(skiff_threads) || (req != 0 && now >= req) {
+        REQUEST.store(0, Ordering::Release);
+        LAST_FIRE_COUNTER.store(now, Ordering::Relaxed);
+        TIMER_FIRED.fetch_add(1, Ordering::Release);
+    }
 }
 
-/// Number of timer interrupts taken since boot.
+/// Number of requested timer deadlines that fired since boot.
 pub fn timer_interrupts() -> u64 {
     TIMER_FIRED.load(Ordering::Acquire)
 }
@@ -60,14 +85,29 @@ pub fn last_timer_counter() -> u64 {
 pub fn wait_for_timer(ns: u64, limit_ns: u64) -> Option<u64> {
     let before = timer_interrupts();
     let start = arch::cpu::counter();
-    arch::timer::set_oneshot(start + ns_to_ticks(ns));
+    REQUEST.store((start + ns_to_ticks(ns)).max(1), Ordering::Release);
+    program_request();
     let limit = start + ns_to_ticks(limit_ns);
     while timer_interrupts() == before {
         if arch::cpu::counter() > limit {
-            arch::timer::cancel();
+            REQUEST.store(0, Ordering::Release);
+            program_request();
             return None;
         }
         arch::cpu::wait_for_interrupt();
     }
     Some(last_timer_counter())
+}
+
+/// Hands the request to whoever owns the timer.
+fn program_request() {
+    #[cfg(skiff_threads)]
+    if crate::sched::started() {
+        crate::sched::rearm_timer();
+        return;
+    }
+    match REQUEST.load(Ordering::Acquire) {
+        0 => arch::timer::cancel(),
+        c => arch::timer::set_oneshot(c),
+    }
 }

@@ -1,6 +1,7 @@
 //! The kernel's trap handlers, handed to the arch at boot. Interrupts do
 //! the least work and return; unexpected faults in the kernel panic with the
-//! arch's register dump already printed.
+//! arch's register dump already printed. Every interrupt ends at the
+//! scheduler's preemption point.
 
 use crate::println;
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -16,18 +17,31 @@ static DEVICE: AtomicU64 = AtomicU64::new(0);
 impl TrapHandler for KernelTraps {
     fn interrupt(&self, irq: Interrupt) {
         match irq {
-            Interrupt::Timer => crate::time::on_timer_interrupt(),
+            Interrupt::Timer => {
+                crate::time::on_timer_interrupt();
+                #[cfg(skiff_threads)]
+                crate::sched::on_timer_interrupt();
+            }
             Interrupt::Spurious => {
                 SPURIOUS.fetch_add(1, Ordering::Relaxed);
             }
-            Interrupt::Ipi(_) => {}
+            Interrupt::Ipi(_) => {
+                #[cfg(skiff_threads)]
+                crate::sched::on_ipi();
+            }
             Interrupt::Device(_) => {
                 DEVICE.fetch_add(1, Ordering::Relaxed);
             }
         }
+        // Preemption point: may switch threads (see docs/scheduler.md).
+        #[cfg(skiff_threads)]
+        crate::sched::interrupt_exit();
     }
 
     fn fault(&self, fault: &Fault) -> FaultAction {
+        // Kills the current thread (never returns) on a guard-page hit.
+        #[cfg(skiff_threads)]
+        crate::sched::check_stack_overflow(fault);
         println!(
             "trap: unhandled {} access={:?} addr={:#x} pc={:#x} user={} syndrome={:#x}",
             fault.name, fault.access, fault.addr, fault.pc, fault.user, fault.syndrome

@@ -66,36 +66,7 @@ _start:
     ubfx    x21, x9, #2, #2         // entry exception level
     cmp     x21, #2
     b.ne    2f
-
-    // ---- at EL2: configure EL1 and drop to it ----
-    ldr     x9, ={hcr}
-    msr     hcr_el2, x9
-    isb
-    ldr     x9, ={cnthctl}
-    msr     cnthctl_el2, x9
-    msr     cntvoff_el2, xzr
-    mrs     x9, midr_el1
-    msr     vpidr_el2, x9
-    mrs     x9, mpidr_el1
-    msr     vmpidr_el2, x9
-    mov     x9, #0x33ff             // CPTR_EL2: RES1 bits, nothing trapped to EL2
-    msr     cptr_el2, x9
-    msr     hstr_el2, xzr
-    mrs     x9, id_aa64pfr0_el1
-    ubfx    x9, x9, #24, #4         // GIC system register interface present?
-    cbz     x9, 3f
-    mrs     x9, ICC_SRE_EL2
-    orr     x9, x9, #0x1            // SRE
-    orr     x9, x9, #0x8            // Enable: EL1 may use ICC_SRE_EL1
-    msr     ICC_SRE_EL2, x9
-    isb
-3:  ldr     x9, ={sctlr_off}
-    msr     sctlr_el1, x9
-    ldr     x9, ={spsr}
-    msr     spsr_el2, x9
-    adr     x9, 2f
-    msr     elr_el2, x9
-    eret
+    bl      __el2_to_el1
 
     // ---- at EL1, MMU off ----
 2:  ldr     x9, ={sctlr_off}
@@ -200,6 +171,72 @@ _start:
     ldr     x9, =__high_entry
     br      x9
 
+    // Called at EL2, MMU off: configures EL1 and returns to x30 at EL1h
+    // (IRQs masked). Clobbers x9. Shared by the boot and secondary entries.
+__el2_to_el1:
+    ldr     x9, ={hcr}
+    msr     hcr_el2, x9
+    isb
+    ldr     x9, ={cnthctl}
+    msr     cnthctl_el2, x9
+    msr     cntvoff_el2, xzr
+    mrs     x9, midr_el1
+    msr     vpidr_el2, x9
+    mrs     x9, mpidr_el1
+    msr     vmpidr_el2, x9
+    mov     x9, #0x33ff             // CPTR_EL2: RES1 bits, nothing trapped to EL2
+    msr     cptr_el2, x9
+    msr     hstr_el2, xzr
+    mrs     x9, id_aa64pfr0_el1
+    ubfx    x9, x9, #24, #4         // GIC system register interface present?
+    cbz     x9, 3f
+    mrs     x9, ICC_SRE_EL2
+    orr     x9, x9, #0x1            // SRE
+    orr     x9, x9, #0x8            // Enable: EL1 may use ICC_SRE_EL1
+    msr     ICC_SRE_EL2, x9
+    isb
+3:  ldr     x9, ={sctlr_off}
+    msr     sctlr_el1, x9
+    ldr     x9, ={spsr}
+    msr     spsr_el2, x9
+    msr     elr_el2, x30
+    eret
+
+    // Secondary CPUs: PSCI CPU_ON enters here at EL2 or EL1, MMU off, with
+    // x0 = the physical address of the CPU's `smp::SecondaryBoot` block.
+    // MMU on with the boot CPU's TCR/MAIR/SCTLR, the coarse identity map
+    // in TTBR0 (to survive the switch) and the kernel's TTBR1, then on to
+    // the high half.
+    .global __secondary_entry
+__secondary_entry:
+    mov     x19, x0
+    mrs     x9, CurrentEL
+    ubfx    x9, x9, #2, #2
+    cmp     x9, #2
+    b.ne    1f
+    bl      __el2_to_el1
+1:  ldr     x9, ={sctlr_off}
+    msr     sctlr_el1, x9
+    isb
+    ldp     x1, x2, [x19, #0]       // identity TTBR0, kernel TTBR1
+    ldp     x3, x4, [x19, #24]      // TCR, MAIR
+    msr     mair_el1, x4
+    msr     tcr_el1, x3
+    msr     ttbr0_el1, x1
+    msr     ttbr1_el1, x2
+    isb
+    tlbi    vmalle1
+    dsb     nsh
+    isb
+    ldr     x9, [x19, #40]          // SCTLR
+    msr     sctlr_el1, x9
+    isb
+    ic      iallu
+    dsb     nsh
+    isb
+    ldr     x9, =__secondary_high
+    br      x9
+
 .Lhang:
     wfe
     b       .Lhang
@@ -221,6 +258,30 @@ __high_entry:
     bl      {boot_main}
 9:  wfe
     b       9b
+
+    // Secondary CPUs in the high half; x19 = SecondaryBoot (physical,
+    // still reachable through the identity map until TTBR0 changes).
+__secondary_high:
+    ldp     x20, x21, [x19, #48]    // stack top, percpu block
+    ldp     x22, x23, [x19, #64]    // entry, arg
+    ldr     x1, [x19, #16]          // the kernel's TTBR0 (empty user table)
+    msr     ttbr0_el1, x1
+    isb
+    tlbi    vmalle1
+    dsb     nsh
+    isb
+    mov     sp, x20
+    ldr     x9, =__exception_vectors
+    msr     vbar_el1, x9
+    msr     tpidr_el1, x21
+    isb
+    mov     x29, xzr                // end of the frame-pointer chain
+    mov     x30, xzr
+    mov     x0, x22
+    mov     x1, x23
+    bl      {secondary_main}
+10: wfe
+    b       10b
     .ltorg
 "#,
     hcr = const sysreg::HCR_EL2_VALUE,
@@ -234,6 +295,7 @@ __high_entry:
     block_attrs = const BOOT_BLOCK_ATTRS,
     tables = sym BOOT_TABLES,
     boot_main = sym boot_main,
+    secondary_main = sym crate::smp::secondary_main,
 );
 
 /// The exception level the loader entered at (1 or 2), for `power`.
@@ -241,6 +303,18 @@ static ENTRY_EL: AtomicU8 = AtomicU8::new(0);
 
 pub(crate) fn entry_level() -> u8 {
     ENTRY_EL.load(Ordering::Relaxed)
+}
+
+unsafe extern "C" {
+    /// Physical entry of secondary CPUs (PSCI CPU_ON), above.
+    pub(crate) fn __secondary_entry();
+}
+
+/// Physical address of the coarse boot tables' identity L0 (TTBR0). They
+/// stay in `.bss` untouched after boot; secondaries use them to turn the
+/// MMU on.
+pub(crate) fn identity_root_phys() -> u64 {
+    mm::image_phys(&raw const BOOT_TABLES as usize)
 }
 
 unsafe extern "Rust" {
@@ -266,10 +340,11 @@ fn map_whole_dtb(dtb: u64) {
 /// Rust side of the boot, on the boot stack in the high half, MMU on with the
 /// coarse tables, interrupts masked.
 extern "C" fn boot_main(dtb: u64, load_base: u64, entry_el: u64, entry_counter: u64) -> ! {
+    crate::percpu::init_boot_cpu();
     ENTRY_EL.store(entry_el as u8, Ordering::Relaxed);
     let image = mm::init(load_base, dtb);
     map_whole_dtb(dtb);
-    cpu::init_boot_cpu();
+    cpu::init_this_cpu();
     let args = BootArgs {
         raw: RawBoot::DeviceTree { dtb },
         kernel_phys: image,

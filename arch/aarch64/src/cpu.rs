@@ -2,10 +2,10 @@
 //! free-running virtual counter.
 
 use aarch64_cpu::registers::{
-    Readable, Writeable, CNTKCTL_EL1, CNTVCT_EL0, CPACR_EL1, DAIF, ID_AA64MMFR1_EL1, SCTLR_EL1,
-    TPIDR_EL1,
+    Readable, Writeable, CNTKCTL_EL1, CNTVCT_EL0, DAIF, ID_AA64MMFR1_EL1, SCTLR_EL1, TPIDRRO_EL0,
 };
 use core::arch::asm;
+use core::sync::atomic::Ordering;
 
 /// True when IRQs are unmasked (PSTATE.I clear).
 pub fn interrupts_enabled() -> bool {
@@ -51,9 +51,10 @@ pub fn halt_forever() -> ! {
     }
 }
 
-/// This CPU's number (TPIDR_EL1; the boot CPU is 0).
+/// This CPU's number: 0 on the boot CPU, then 1, 2, ... in the order
+/// `smp::start_cpu` started them (the arch's `percpu` slot).
 pub fn id() -> u32 {
-    TPIDR_EL1.get() as u32
+    crate::percpu::this().id.load(Ordering::Relaxed)
 }
 
 /// CNTVCT_EL0, ordered after earlier instructions.
@@ -68,14 +69,15 @@ pub fn has_pan() -> bool {
     ID_AA64MMFR1_EL1.read(ID_AA64MMFR1_EL1::PAN) != 0
 }
 
-/// Boot-CPU state `boot` sets before calling the kernel: CPU number 0,
-/// FP/SIMD trapped at EL1 and EL0 (the kernel is soft-float; the app's FP
-/// state comes with the scheduler), EL0 may read the virtual counter (as on
-/// Linux), PAN on when the CPU has it.
-pub(crate) fn init_boot_cpu() {
-    TPIDR_EL1.set(0);
-    CPACR_EL1.write(CPACR_EL1::FPEN::TrapEl0El1);
+/// Per-CPU state set before the kernel runs on a CPU (boot CPU from
+/// `boot`, secondaries from `smp`): FP/SIMD trapped at EL1 and EL0 until a
+/// thread first uses it (see `fpu`), EL0 may read the virtual counter (as on
+/// Linux), PAN on when the CPU has it, TPIDRRO_EL0 zero (the vectors use it
+/// as a scratch register; EL0 always sees 0 there, as on Linux).
+pub(crate) fn init_this_cpu() {
+    crate::fpu::init_this_cpu();
     CNTKCTL_EL1.write(CNTKCTL_EL1::EL0VCTEN::SET);
+    TPIDRRO_EL0.set(0);
     if has_pan() {
         // SPAN = 0: PSTATE.PAN is set on every exception taken to EL1.
         SCTLR_EL1.set(SCTLR_EL1.get() & !crate::sysreg::SCTLR_SPAN);

@@ -6,11 +6,15 @@
 //!   interface through the ICC_* system registers.
 //!
 //! All interrupts are Group 1 (non-secure) IRQs, priority 0xa0, SPIs routed
-//! to the boot CPU. Register offsets follow the GIC architecture
-//! specification (IHI 0048B for v2, IHI 0069 for v3).
+//! to the boot CPU. SGIs 0-15 are the IPIs (enabled on every CPU); PPIs
+//! and SGIs are banked per CPU, so [`Gic::init_this_cpu`] runs on each CPU
+//! and records what sending to it needs (the GICv2 interface bit, the
+//! GICv3 redistributor) in its `percpu` block. Register offsets follow the
+//! GIC architecture specification (IHI 0048B for v2, IHI 0069 for v3).
 
-use crate::sysreg;
+use crate::{percpu, sysreg};
 use core::arch::asm;
+use core::sync::atomic::Ordering;
 
 /// Device registers at a mapped VA with a bound on the offsets used.
 #[derive(Clone, Copy)]
@@ -97,6 +101,7 @@ const GICD_ICENABLER: usize = 0x180;
 const GICD_ICPENDR: usize = 0x280;
 const GICD_IPRIORITYR: usize = 0x400;
 const GICD_ITARGETSR: usize = 0x800;
+const GICD_SGIR: usize = 0xf00;
 const GICD_IROUTER: usize = 0x6000;
 const GICD_CTLR_RWP: u32 = 1 << 31;
 /// v3, non-secure view (or DS=1): ARE | EnableGrp1.
@@ -127,6 +132,8 @@ const GICR_TYPER_LAST: u64 = 1 << 4;
 const GICR_FRAME_SIZE: usize = 0x2_0000;
 
 const PRIORITY: u8 = 0xa0;
+/// SGIs (the IPIs): INTIDs 0-15.
+const SGI_MASK: u32 = 0xffff;
 /// INTIDs 1020-1023 are special (spurious, no EOI).
 pub(crate) const SPURIOUS_FIRST: u32 = 1020;
 
@@ -143,8 +150,16 @@ pub enum GicError {
 }
 
 pub(crate) enum Gic {
-    V2 { gicd: Regs, gicc: Regs },
-    V3 { gicd: Regs, gicr: Regs },
+    V2 {
+        gicd: Regs,
+        gicc: Regs,
+    },
+    V3 {
+        gicd: Regs,
+        /// The whole redistributor region; each CPU finds its own frames.
+        gicr_region: Regs,
+        region_len: usize,
+    },
 }
 
 fn wait_clear(read: impl Fn() -> u32, mask: u32) -> Result<(), GicError> {
@@ -180,15 +195,11 @@ fn init_spis(gicd: &Regs, lines: u32) {
     }
 }
 
+/// GICv2 distributor set-up (once, boot CPU), then the boot CPU's part.
 pub(crate) fn init_v2(gicd: Regs, gicc: Regs) -> Gic {
     gicd.write32(GICD_CTLR, 0);
     let lines = lines(&gicd);
-    // This CPU's target bit: the banked ITARGETSR bytes of SGIs/PPIs read
-    // back as this CPU's interface mask.
-    let mask = (0..32)
-        .map(|i| gicd.read8(GICD_ITARGETSR + i))
-        .find(|&m| m != 0)
-        .unwrap_or(1);
+    let mask = v2_this_cpu_mask(&gicd);
     for n in (32..lines).step_by(32) {
         let word = (n / 32) as usize * 4;
         gicd.write32(GICD_ICENABLER + word, !0);
@@ -198,17 +209,36 @@ pub(crate) fn init_v2(gicd: Regs, gicc: Regs) -> Gic {
         gicd.write8(GICD_IPRIORITYR + n as usize, PRIORITY);
         gicd.write8(GICD_ITARGETSR + n as usize, mask);
     }
-    // Banked SGI/PPI state of this CPU.
+    gicd.write32(GICD_CTLR, 1);
+    let gic = Gic::V2 { gicd, gicc };
+    // Cannot fail on v2.
+    let _ = gic.init_this_cpu();
+    gic
+}
+
+/// This CPU's target bit: the banked ITARGETSR bytes of SGIs/PPIs read
+/// back as this CPU's interface mask.
+fn v2_this_cpu_mask(gicd: &Regs) -> u8 {
+    (0..32)
+        .map(|i| gicd.read8(GICD_ITARGETSR + i))
+        .find(|&m| m != 0)
+        .unwrap_or(1)
+}
+
+fn init_cpu_v2(gicd: &Regs, gicc: &Regs) {
+    percpu::this()
+        .gic_v2_mask
+        .store(v2_this_cpu_mask(gicd), Ordering::Release);
+    // Banked SGI/PPI state of this CPU: all off and idle, then the SGIs on.
     gicd.write32(GICD_ICENABLER, !0);
     gicd.write32(GICD_ICPENDR, !0);
     for n in 0..32 {
         gicd.write8(GICD_IPRIORITYR + n, PRIORITY);
     }
-    gicd.write32(GICD_CTLR, 1);
+    gicd.write32(GICD_ISENABLER, SGI_MASK);
     gicc.write32(GICC_PMR, 0xff);
     gicc.write32(GICC_BPR, 0);
     gicc.write32(GICC_CTLR, 1);
-    Gic::V2 { gicd, gicc }
 }
 
 /// The redistributor frame (offset in `gicr`) whose affinity is this CPU's.
@@ -241,15 +271,9 @@ fn icc_sre_el1() -> u64 {
     v
 }
 
+/// GICv3 distributor set-up (once, boot CPU), then the boot CPU's part.
 pub(crate) fn init_v3(gicd: Regs, gicr_region: Regs, region_len: usize) -> Result<Gic, GicError> {
-    // CPU interface through system registers.
-    // SAFETY: sets ICC_SRE_EL1.SRE; has no effect if EL2 keeps it off.
-    unsafe { asm!("msr ICC_SRE_EL1, {}", in(reg) icc_sre_el1() | 1, options(nostack)) };
-    isb();
-    if icc_sre_el1() & 1 == 0 {
-        return Err(GicError::SystemRegistersDisabled);
-    }
-
+    enable_system_registers()?;
     gicd.write32(GICD_CTLR, 0);
     wait_clear(|| gicd.read32(GICD_CTLR), GICD_CTLR_RWP)?;
     let lines = lines(&gicd);
@@ -260,8 +284,29 @@ pub(crate) fn init_v3(gicd: Regs, gicr_region: Regs, region_len: usize) -> Resul
     }
     gicd.write32(GICD_CTLR, GICD_CTLR_V3_ENABLE);
     wait_clear(|| gicd.read32(GICD_CTLR), GICD_CTLR_RWP)?;
+    let gic = Gic::V3 {
+        gicd,
+        gicr_region,
+        region_len,
+    };
+    gic.init_this_cpu()?;
+    Ok(gic)
+}
 
-    let off = find_redistributor(&gicr_region, region_len).ok_or(GicError::NoRedistributor)?;
+/// The CPU interface through system registers (ICC_SRE_EL1.SRE).
+fn enable_system_registers() -> Result<(), GicError> {
+    // SAFETY: sets ICC_SRE_EL1.SRE; has no effect if EL2 keeps it off.
+    unsafe { asm!("msr ICC_SRE_EL1, {}", in(reg) icc_sre_el1() | 1, options(nostack)) };
+    isb();
+    if icc_sre_el1() & 1 == 0 {
+        return Err(GicError::SystemRegistersDisabled);
+    }
+    Ok(())
+}
+
+fn init_cpu_v3(gicr_region: &Regs, region_len: usize) -> Result<(), GicError> {
+    enable_system_registers()?;
+    let off = find_redistributor(gicr_region, region_len).ok_or(GicError::NoRedistributor)?;
     // SAFETY: the frame pair at `off` lies inside the mapped region
     // (`find_redistributor` checked `off + frame size <= len`).
     let gicr = unsafe { Regs::new(gicr_region.base + off, GICR_FRAME_SIZE) };
@@ -275,6 +320,8 @@ pub(crate) fn init_v3(gicd: Regs, gicr_region: Regs, region_len: usize) -> Resul
         gicr.write8(GICR_IPRIORITYR + n, PRIORITY);
     }
     wait_clear(|| gicr.read32(GICR_CTLR), GICR_CTLR_RWP)?;
+    gicr.write32(GICR_ISENABLER0, SGI_MASK);
+    percpu::this().gicr.store(gicr.base, Ordering::Release);
 
     // SAFETY: CPU interface set-up: all priorities pass, no preemption
     // grouping, EOI both drops priority and deactivates, Group 1 on.
@@ -290,10 +337,76 @@ pub(crate) fn init_v3(gicd: Regs, gicr_region: Regs, region_len: usize) -> Resul
             options(nostack)
         )
     };
-    Ok(Gic::V3 { gicd, gicr })
+    Ok(())
+}
+
+/// This CPU's redistributor (SGI/PPI registers), once `init_cpu_v3` ran.
+fn this_cpu_gicr() -> Option<Regs> {
+    let base = percpu::this().gicr.load(Ordering::Acquire);
+    // SAFETY: `base` was stored by `init_cpu_v3` from a frame pair inside
+    // the mapped redistributor region.
+    (base != 0).then(|| unsafe { Regs::new(base, GICR_FRAME_SIZE) })
 }
 
 impl Gic {
+    /// Per-CPU part: this CPU's interface (and v3 redistributor), SGI/PPI
+    /// state reset with the SGIs enabled. Only the first call on a CPU does
+    /// anything (a later one must not mask PPIs unmasked since).
+    pub(crate) fn init_this_cpu(&self) -> Result<(), GicError> {
+        let me = percpu::this();
+        if me.gicr.load(Ordering::Acquire) != 0 || me.gic_v2_mask.load(Ordering::Acquire) != 0 {
+            return Ok(());
+        }
+        match self {
+            Gic::V2 { gicd, gicc } => {
+                init_cpu_v2(gicd, gicc);
+                Ok(())
+            }
+            Gic::V3 {
+                gicr_region,
+                region_len,
+                ..
+            } => init_cpu_v3(gicr_region, *region_len),
+        }
+    }
+
+    /// Raises SGI `sgi` (0-15) on the CPU with MPIDR affinity `hw_id`
+    /// (Aff3 << 32 | Aff2 << 16 | Aff1 << 8 | Aff0). Earlier stores are
+    /// made visible to the target first. On v2, a CPU that has not run
+    /// `init_this_cpu` yet has no known interface and gets nothing.
+    pub(crate) fn send_sgi(&self, hw_id: u64, sgi: u8) {
+        let sgi = u64::from(sgi & 0xf);
+        // SAFETY: barrier only: the target must see what we stored before
+        // the IPI that tells it to look.
+        unsafe { asm!("dsb ishst", options(nostack, preserves_flags)) };
+        match self {
+            Gic::V2 { gicd, .. } => {
+                let Some(cpu) = percpu::by_hw_id(hw_id) else {
+                    return;
+                };
+                let mask = cpu.gic_v2_mask.load(Ordering::Acquire);
+                if mask != 0 {
+                    // TargetListFilter 0: the CPUs in CPUTargetList.
+                    gicd.write32(GICD_SGIR, (u32::from(mask) << 16) | sgi as u32);
+                }
+            }
+            Gic::V3 { .. } => {
+                // ICC_SGI1R_EL1: Aff3 [55:48], RS [47:44] (which 16 Aff0
+                // values), Aff2 [39:32], INTID [27:24], Aff1 [23:16],
+                // TargetList [15:0] (one bit per Aff0 in the RS range).
+                let aff0 = hw_id & 0xff;
+                let v = (((hw_id >> 32) & 0xff) << 48)
+                    | ((aff0 >> 4) << 44)
+                    | (((hw_id >> 16) & 0xff) << 32)
+                    | (sgi << 24)
+                    | (((hw_id >> 8) & 0xff) << 16)
+                    | (1 << (aff0 & 0xf));
+                // SAFETY: ICC_SGI1R_EL1 write generates one Group 1 SGI.
+                unsafe { asm!("msr ICC_SGI1R_EL1, {}", "isb", in(reg) v, options(nostack)) };
+            }
+        }
+    }
+
     pub(crate) fn version(&self) -> u8 {
         match self {
             Gic::V2 { .. } => 2,
@@ -336,9 +449,12 @@ impl Gic {
         let bit = 1u32 << (intid % 32);
         let word = (intid / 32) as usize * 4;
         let (regs, set, clear) = match self {
-            Gic::V3 { gicr, .. } if intid < 32 => (gicr, GICR_ISENABLER0, GICR_ICENABLER0),
+            Gic::V3 { .. } if intid < 32 => match this_cpu_gicr() {
+                Some(gicr) => (gicr, GICR_ISENABLER0, GICR_ICENABLER0),
+                None => return,
+            },
             Gic::V2 { gicd, .. } | Gic::V3 { gicd, .. } => {
-                (gicd, GICD_ISENABLER + word, GICD_ICENABLER + word)
+                (*gicd, GICD_ISENABLER + word, GICD_ICENABLER + word)
             }
         };
         regs.write32(if enabled { set } else { clear }, bit);

@@ -8,8 +8,10 @@
 //! at the GIC first, so a level-triggered source cannot storm while a thread
 //! handles it, and stays disabled until the kernel calls [`unmask`].
 
+use crate::early_console::EarlyWriter;
 use crate::gic::{self, Gic, GicError, Regs};
 use crate::{mm, timer};
+use core::fmt::Write;
 use skiff_arch_api::{Interrupt, InterruptControllers, MapError};
 use spin::Once;
 
@@ -28,6 +30,8 @@ pub enum IrqError {
     UnsupportedVersion(u8),
     Map(MapError),
     Gic(GicError),
+    /// `init_this_cpu` before the boot CPU's `init` succeeded.
+    NotInitialized,
 }
 
 impl From<MapError> for IrqError {
@@ -83,14 +87,46 @@ pub fn gic_version() -> Option<u8> {
     GIC.get().map(Gic::version)
 }
 
-/// Enables delivery of INTID `line`.
+/// Secondary CPUs (the secondary entry calls it before the kernel's entry):
+/// this CPU's GIC CPU interface, and on GICv3 its redistributor woken up,
+/// with SGIs (IPIs) enabled and PPIs masked. Only the first call on a CPU
+/// does anything, so the kernel may call it again. Err when the boot
+/// CPU's `init` has not succeeded or this CPU has no redistributor.
+pub fn try_init_this_cpu() -> Result<(), IrqError> {
+    let gic = GIC.get().ok_or(IrqError::NotInitialized)?;
+    gic.init_this_cpu().map_err(IrqError::Gic)
+}
+
+/// [`try_init_this_cpu`] with the same signature as on x86_64: a failure
+/// is logged (`irq: cpu=N init failed: ...`); the CPU then gets no
+/// interrupts.
+pub fn init_this_cpu() {
+    if let Err(e) = try_init_this_cpu() {
+        let _ = writeln!(
+            EarlyWriter,
+            "irq: cpu={} init failed: {e:?}",
+            crate::cpu::id()
+        );
+    }
+}
+
+/// Raises IPI `ipi` (an SGI, 0-15; higher numbers are ignored) on the CPU
+/// with MPIDR affinity `hw_id`; it arrives there as `Interrupt::Ipi(ipi)`.
+pub fn send_ipi(hw_id: u64, ipi: u8) {
+    match GIC.get() {
+        Some(g) if ipi < 16 => g.send_sgi(hw_id, ipi),
+        _ => {}
+    }
+}
+
+/// Enables delivery of INTID `line` (an SGI or PPI: on the calling CPU).
 pub fn unmask(line: u32) {
     if let Some(g) = GIC.get() {
         g.set_enabled(line, true);
     }
 }
 
-/// Disables delivery of INTID `line`.
+/// Disables delivery of INTID `line` (an SGI or PPI: on the calling CPU).
 pub fn mask(line: u32) {
     if let Some(g) = GIC.get() {
         g.set_enabled(line, false);

@@ -8,6 +8,9 @@
 //! * [`trap`] — exception vectors (`VBAR_EL1`), fault decoding, `catch_fault`.
 //! * [`irq`] — GICv2 and GICv3; [`timer`] — the generic timer (virtual);
 //!   [`power`] — PSCI and semihosting exit; [`backtrace`] — frame pointers.
+//! * [`context`] — thread contexts and the switch; [`fpu`] — FP/SIMD state
+//!   (trapped until first use); [`percpu`] — `TPIDR_EL1`; [`smp`] — PSCI
+//!   `CPU_ON`, secondary start-up, SGI IPIs.
 //! * [`cpu`], [`smccc`], [`sysreg`] — small CPU helpers; the last two are
 //!   arch-only extras for the platform crate (hypervisor UID, MIDR, ...).
 //!
@@ -23,12 +26,16 @@ pub use skiff_arch_api as api;
 
 pub mod backtrace;
 pub mod boot;
+pub mod context;
 pub mod cpu;
+pub mod fpu;
 mod gic;
 pub mod irq;
 pub mod mm;
+pub mod percpu;
 pub mod power;
 pub mod smccc;
+pub mod smp;
 pub mod sysreg;
 pub mod timer;
 pub mod trap;

@@ -160,6 +160,19 @@ fn image_range() -> Range<usize> {
 }
 
 /// Physical address of a kernel image virtual address.
+/// Physical address of `va` inside the kernel image (after `init`).
+pub(crate) fn image_phys(va: usize) -> u64 {
+    image_pa(va)
+}
+
+/// Physical addresses of the TTBR0 and TTBR1 roots `init` switched to.
+pub(crate) fn roots() -> (u64, u64) {
+    (
+        TTBR0_ROOT.load(Ordering::Relaxed),
+        TTBR1_ROOT.load(Ordering::Relaxed),
+    )
+}
+
 fn image_pa(va: usize) -> u64 {
     (va - KERNEL_BASE) as u64 + LOAD_BASE.load(Ordering::Relaxed)
 }

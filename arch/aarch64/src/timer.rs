@@ -38,6 +38,14 @@ pub fn set_irq(intid: u32) {
     irq::unmask(intid);
 }
 
+/// Secondary CPUs: timer stopped, its PPI unmasked at this CPU's GIC
+/// interface (after `irq::init_this_cpu`). The secondary entry already
+/// called it; calling it again cancels any deadline set since.
+pub fn init_this_cpu() {
+    cancel();
+    irq::unmask(irq());
+}
+
 /// The INTID the timer interrupts on.
 pub fn irq() -> u32 {
     INTID.load(Ordering::Relaxed)

@@ -10,10 +10,22 @@
 //!   catch point (setjmp-style: callee-saved registers and SP restored, no
 //!   unwinding); any other fault goes to the kernel's [`TrapHandler`].
 //! * IRQs are acknowledged at the GIC (`irq`) and handed on as [`Interrupt`].
+//! * An FP/SIMD access trap (ESR class 0x07) is a thread's first FP use:
+//!   `fpu` enables FP and the instruction is retried.
+//! * Stack overflow: the EL1 synchronous vector first checks, with
+//!   `AT S1E1W`, that the frame fits on the current stack. If it does not
+//!   (a thread ran into the unmapped guard page below its stack), the
+//!   vector continues on the CPU's overflow stack (`percpu`) and the
+//!   kernel's handler gets the fault, its address in the guard page; the
+//!   thread is never resumed. (IRQs need no check: an IRQ frame that does
+//!   not fit faults, and that fault takes this path.)
 //! * FIQ, SError, and exceptions taken with SP_EL0 at EL1 (never used) are
 //!   fatal.
+//!
+//! `catch_fault`'s recovery point is per CPU (`percpu`) and is switched
+//! with the thread by `context::switch`.
 
-use crate::{early_console::EarlyWriter, irq};
+use crate::{early_console::EarlyWriter, fpu, irq, percpu};
 use aarch64_cpu::registers::{Readable, ESR_EL1, FAR_EL1};
 use core::arch::global_asm;
 use core::fmt::Write;
@@ -35,8 +47,7 @@ const _: () = assert!(core::mem::size_of::<TrapFrame>() == 272);
 
 global_asm!(
     r#"
-.macro SKIFF_VECTOR kind
-    .balign 0x80
+.macro SKIFF_VECTOR_BODY kind
     sub     sp, sp, #288
     stp     x0, x1, [sp, #0]
     stp     x2, x3, [sp, #16]
@@ -57,6 +68,11 @@ global_asm!(
     b       __trap_common
 .endm
 
+.macro SKIFF_VECTOR kind
+    .balign 0x80
+    SKIFF_VECTOR_BODY \kind
+.endm
+
     .section .text.vectors, "ax"
     .balign 0x800
     .global __exception_vectors
@@ -65,7 +81,20 @@ __exception_vectors:
     SKIFF_VECTOR 1
     SKIFF_VECTOR 2
     SKIFF_VECTOR 3
-    SKIFF_VECTOR 4
+    // 4: synchronous, EL1 on SP_EL1 (a thread's stack). Check that the
+    // frame fits before pushing it: a thread that ran into its guard page
+    // would otherwise fault again on every push, forever. TPIDRRO_EL0 is
+    // the scratch register (zero whenever EL0 runs); AT writes only PAR_EL1.
+    .balign 0x80
+    msr     tpidrro_el0, x0
+    sub     x0, sp, #{frame}
+    at      s1e1w, x0
+    isb
+    mrs     x0, par_el1
+    tbnz    x0, #0, __trap_stack_overflow
+    mrs     x0, tpidrro_el0
+    msr     tpidrro_el0, xzr
+    SKIFF_VECTOR_BODY 4
     SKIFF_VECTOR 5
     SKIFF_VECTOR 6
     SKIFF_VECTOR 7
@@ -77,6 +106,22 @@ __exception_vectors:
     SKIFF_VECTOR 13
     SKIFF_VECTOR 14
     SKIFF_VECTOR 15
+
+    // The frame did not fit on the thread's stack: continue on this CPU's
+    // overflow stack (percpu), with the overflowed SP stored just above
+    // the frame, as vector {overflow}. x0 is in TPIDRRO_EL0; swapping SP
+    // and x0 without a free register: sp += top; x0 = sp - top; sp -= x0.
+__trap_stack_overflow:
+    mrs     x0, tpidr_el1
+    ldr     x0, [x0, #{overflow_top}]
+    add     sp, sp, x0
+    sub     x0, sp, x0
+    sub     sp, sp, x0
+    sub     sp, sp, #16
+    str     x0, [sp]
+    mrs     x0, tpidrro_el0
+    msr     tpidrro_el0, xzr
+    SKIFF_VECTOR_BODY {overflow}
 
 __trap_common:
     mrs     x2, sp_el0
@@ -147,7 +192,16 @@ __catch_landing:
 "#,
     dispatch = sym trap_dispatch,
     trampoline = sym catch_trampoline,
+    frame = const FRAME_SIZE,
+    overflow = const VECTOR_STACK_OVERFLOW,
+    overflow_top = const percpu::OVERFLOW_STACK_TOP_OFFSET,
 );
+
+/// Bytes the vectors push: the [`TrapFrame`] and a frame record.
+const FRAME_SIZE: usize = 288;
+/// Pseudo vector number of a synchronous exception whose frame did not fit
+/// on the thread's stack (handled on the CPU's overflow stack).
+const VECTOR_STACK_OVERFLOW: u64 = 16;
 
 unsafe extern "C" {
     pub(crate) static __exception_vectors: u8;
@@ -171,9 +225,10 @@ struct CatchContext {
     fault: Option<Fault>,
 }
 
-/// The innermost active `catch_fault` on this CPU (the boot CPU only for
-/// now; becomes per-CPU with SMP).
-static CATCH: AtomicPtr<CatchContext> = AtomicPtr::new(core::ptr::null_mut());
+/// The innermost active `catch_fault` on this CPU (in its `percpu` block).
+fn catch_slot() -> &'static AtomicPtr<()> {
+    &percpu::this().catch
+}
 
 /// The function `catch_fault` runs, passed through the assembly as an
 /// opaque pointer.
@@ -198,7 +253,7 @@ pub fn catch_fault(f: fn(usize), arg: usize) -> Result<(), Fault> {
         sp: 0,
         fault: None,
     };
-    let prev = CATCH.swap(&mut ctx, Ordering::SeqCst);
+    let prev = catch_slot().swap((&raw mut ctx).cast(), Ordering::SeqCst);
     // SAFETY: `__catch_call` saves the callee-saved registers and SP into
     // `ctx` and calls `f(arg)`; if `f` faults, `trap_dispatch` resumes at
     // `__catch_landing`, which restores exactly that state and returns 1 as
@@ -206,7 +261,7 @@ pub fn catch_fault(f: fn(usize), arg: usize) -> Result<(), Fault> {
     // lives on this frame, which outlives the call.
     let call = CatchCall { f, arg };
     let faulted = unsafe { __catch_call(&raw mut ctx as *mut (), &raw const call as *const ()) };
-    CATCH.store(prev, Ordering::SeqCst);
+    catch_slot().store(prev, Ordering::SeqCst);
     match (faulted, ctx.fault) {
         (0, _) => Ok(()),
         (_, Some(fault)) => Err(fault),
@@ -276,8 +331,9 @@ pub fn decode_fault(esr: u64, far: u64, pc: u64, user: bool) -> Fault {
 /// (0-3 EL1 with SP_EL0, 4-7 EL1 with SP_EL1, 8-11 EL0 AArch64, 12-15 EL0
 /// AArch32; within each group: sync, IRQ, FIQ, SError).
 extern "C" fn trap_dispatch(frame: &mut TrapFrame, vector: u64) {
-    let user = vector >= 8;
+    let user = (8..16).contains(&vector);
     match (vector, vector & 3) {
+        (VECTOR_STACK_OVERFLOW, _) => stack_overflow(frame),
         (4..=11, 0) => sync_exception(frame, user),
         (4..=11, 1) => interrupt(),
         _ => {
@@ -287,10 +343,42 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame, vector: u64) {
     }
 }
 
+/// A synchronous exception taken on a thread stack with no room for the
+/// frame. The kernel's handler sees the fault (its address in the guard
+/// page) and reports it; the thread cannot be resumed.
+fn stack_overflow(frame: &mut TrapFrame) {
+    // SAFETY: `__trap_stack_overflow` stored the overflowed SP in the word
+    // just above the frame, on this CPU's overflow stack.
+    let sp = unsafe {
+        *(frame as *const TrapFrame as *const u8)
+            .add(FRAME_SIZE)
+            .cast::<u64>()
+    };
+    let fault = decode_fault(ESR_EL1.get(), FAR_EL1.get(), frame.elr, false);
+    let _ = writeln!(
+        EarlyWriter,
+        "trap: stack overflow sp={sp:#x} fault={} addr={:#x} pc={:#x}",
+        fault.name, fault.addr, fault.pc
+    );
+    if let Some(h) = HANDLER.get() {
+        // Retry is impossible: the stack has no room for the frame.
+        let _ = h.fault(&fault);
+    }
+    fault_panic(frame, &fault)
+}
+
 fn sync_exception(frame: &mut TrapFrame, user: bool) {
-    let fault = decode_fault(ESR_EL1.get(), FAR_EL1.get(), frame.elr, user);
+    let esr = ESR_EL1.get();
+    if (esr >> 26) & 0x3f == EC_FP_ACCESS {
+        // The running thread's first FP/SIMD instruction (see `fpu`).
+        fpu::first_use();
+        return;
+    }
+    let fault = decode_fault(esr, FAR_EL1.get(), frame.elr, user);
     if !user {
-        let ctx = CATCH.swap(core::ptr::null_mut(), Ordering::SeqCst);
+        let ctx: *mut CatchContext = catch_slot()
+            .swap(core::ptr::null_mut(), Ordering::SeqCst)
+            .cast();
         if !ctx.is_null() {
             // SAFETY: `ctx` is the live `CatchContext` of the innermost
             // `catch_fault` on this CPU (its frame is below us on the stack).
@@ -312,13 +400,15 @@ fn sync_exception(frame: &mut TrapFrame, user: bool) {
 fn interrupt() {
     // A fault inside an interrupt handler must not resume an unrelated
     // `catch_fault` of the interrupted code.
-    let saved = CATCH.swap(core::ptr::null_mut(), Ordering::SeqCst);
+    // The kernel may switch threads inside `h.interrupt` (and resume this
+    // one on another CPU): read the slot again when restoring.
+    let saved = catch_slot().swap(core::ptr::null_mut(), Ordering::SeqCst);
     if let Some(irq) = irq::acknowledge() {
         if let Some(h) = HANDLER.get() {
             h.interrupt(irq);
         }
     }
-    CATCH.store(saved, Ordering::SeqCst);
+    catch_slot().store(saved, Ordering::SeqCst);
 }
 
 fn dump(frame: &TrapFrame) {

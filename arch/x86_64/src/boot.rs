@@ -191,6 +191,7 @@ boot_gdtr64:
 
     .section .data.boot_tables, "aw"
     .balign 4096
+    .global boot_pml4
 boot_pml4:
     .quad boot_pdpt_low - KVMA + 3
     .fill 510, 8, 0
@@ -266,6 +267,7 @@ extern "C" fn skiff_x86_start(kind: u64, raw: u64, entry_tsc: u64) -> ! {
     gdt::init();
     trap::init();
     mm::init();
+    crate::fpu::init_this_cpu();
     crate::irq::disable_legacy_pic();
 
     let raw = match kind {

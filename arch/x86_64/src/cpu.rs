@@ -141,9 +141,18 @@ pub fn halt_forever() -> ! {
     }
 }
 
-/// The current CPU's number; only the boot CPU runs for now.
+/// Per APIC id (mod 256): the CPU's number (boot CPU 0, then 1, 2, ... in
+/// the order `smp::start_cpu` started them).
+static CPU_NUMBER: [AtomicU32; 256] = [const { AtomicU32::new(0) }; 256];
+
+pub(crate) fn set_id(number: u32) {
+    CPU_NUMBER[(crate::irq::lapic_id() & 0xff) as usize].store(number, Ordering::Relaxed);
+}
+
+/// This CPU's number: 0 on the boot CPU, then 1, 2, ... in the order
+/// `smp::start_cpu` started them (the arch's per-CPU GDT/TSS slot).
 pub fn id() -> u32 {
-    0
+    CPU_NUMBER[(crate::irq::lapic_id() & 0xff) as usize].load(Ordering::Relaxed)
 }
 
 /// The time-stamp counter.

@@ -105,30 +105,31 @@ pub(crate) fn lapic_ready() -> bool {
 }
 
 fn lapic_init(lapic_phys: u64) -> Result<(), IrqError> {
-    // SAFETY: IA32_APIC_BASE exists on every x86_64 CPU; we set the global
-    // enable (bit 11) and, when the CPU has it, x2APIC mode (bit 10),
-    // keeping the base address.
-    unsafe {
-        let mut msr = x86_64::registers::model_specific::Msr::new(IA32_APIC_BASE);
-        let mut base = msr.read() | (1 << 11);
-        if cpu::has(feature::X2APIC) {
-            base |= 1 << 10;
-            X2APIC.store(true, Ordering::Relaxed);
-        }
-        msr.write(base);
+    if cpu::has(feature::X2APIC) {
+        X2APIC.store(true, Ordering::Relaxed);
     }
     if !X2APIC.load(Ordering::Relaxed) {
         let va = mm::map_mmio(lapic_phys, 4096).map_err(IrqError::Map)?;
         LAPIC_VA.store(va, Ordering::Relaxed);
     }
-    let id = lapic_read(LAPIC_ID);
-    let id = if X2APIC.load(Ordering::Relaxed) {
-        id
-    } else {
-        id >> 24
-    };
-    BSP_APIC_ID.store(id, Ordering::Relaxed);
+    lapic_enable_this_cpu();
+    BSP_APIC_ID.store(lapic_id(), Ordering::Relaxed);
+    Ok(())
+}
 
+/// Enables and programs the calling CPU's local APIC, in the mode the boot
+/// CPU chose (every CPU of a machine has the same APIC features).
+fn lapic_enable_this_cpu() {
+    // SAFETY: IA32_APIC_BASE exists on every x86_64 CPU; we set the global
+    // enable (bit 11) and, in x2APIC mode, bit 10, keeping the base address.
+    unsafe {
+        let mut msr = x86_64::registers::model_specific::Msr::new(IA32_APIC_BASE);
+        let mut base = msr.read() | (1 << 11);
+        if X2APIC.load(Ordering::Relaxed) {
+            base |= 1 << 10;
+        }
+        msr.write(base);
+    }
     lapic_write(LAPIC_TPR, 0);
     lapic_write(LAPIC_LVT_LINT0, LVT_MASKED);
     lapic_write(LAPIC_LVT_LINT1, 4 << 8); // NMI delivery
@@ -137,7 +138,50 @@ fn lapic_init(lapic_phys: u64) -> Result<(), IrqError> {
     lapic_write(LAPIC_ESR, 0);
     lapic_write(LAPIC_SVR, (1 << 8) | u32::from(SPURIOUS_VECTOR));
     lapic_eoi();
-    Ok(())
+}
+
+/// Brings up the calling (secondary) CPU's local APIC; `init` must have run
+/// on the boot CPU. Its timer starts masked (`timer::set_oneshot` arms it).
+pub fn init_this_cpu() {
+    lapic_enable_this_cpu();
+}
+
+/// The calling CPU's local APIC id (x2APIC: 32 bits; xAPIC: 8 bits).
+pub(crate) fn lapic_id() -> u32 {
+    let id = lapic_read(LAPIC_ID);
+    if X2APIC.load(Ordering::Relaxed) {
+        id
+    } else {
+        id >> 24
+    }
+}
+
+pub(crate) fn is_x2apic() -> bool {
+    X2APIC.load(Ordering::Relaxed)
+}
+
+const LAPIC_ICR_LOW: u32 = 0x300;
+const LAPIC_ICR_HIGH: u32 = 0x310;
+const ICR_PENDING: u32 = 1 << 12;
+
+/// Writes the interrupt command register: `low` (vector, delivery mode,
+/// level) to APIC id `dest`. Waits for an xAPIC's previous IPI to leave.
+pub(crate) fn send_icr(dest: u32, low: u32) {
+    cpu::without_interrupts(|| {
+        if X2APIC.load(Ordering::Relaxed) {
+            // SAFETY: the x2APIC ICR is MSR 0x830, destination in bits 63:32.
+            unsafe {
+                x86_64::registers::model_specific::Msr::new(X2APIC_MSR_BASE + 0x30)
+                    .write((u64::from(dest) << 32) | u64::from(low))
+            }
+        } else {
+            while lapic_read(LAPIC_ICR_LOW) & ICR_PENDING != 0 {
+                core::hint::spin_loop();
+            }
+            lapic_write(LAPIC_ICR_HIGH, dest << 24);
+            lapic_write(LAPIC_ICR_LOW, low);
+        }
+    })
 }
 
 // ---- IOAPIC ----

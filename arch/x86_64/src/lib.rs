@@ -4,6 +4,7 @@
 //! * [`boot`] — PVH and Linux 64-bit entries, long mode, the Rust start and
 //!   the kernel's [`entry!`].
 //! * [`mm`] — the kernel's page tables: W^X image, direct map, MMIO window.
+//! * [`context`], [`fpu`], [`percpu`], [`smp`] — threads and CPUs.
 //! * [`cpu`], [`trap`], [`irq`], [`timer`], [`power`], [`backtrace`],
 //!   [`early_print`].
 //! * x86-only extras for the platform layer (never the kernel): [`cpuid`],
@@ -22,13 +23,17 @@ pub use skiff_arch_api as api;
 
 pub mod backtrace;
 pub mod boot;
+pub mod context;
 pub mod cpu;
+pub mod fpu;
 mod gdt;
 pub mod irq;
 pub mod mm;
+pub mod percpu;
 pub mod port;
 pub mod power;
 mod serial;
+pub mod smp;
 pub mod timer;
 pub mod trap;
 

@@ -327,6 +327,11 @@ fn global() -> F {
     }
 }
 
+/// Physical address of the kernel's PML4 (for APs to load into CR3).
+pub(crate) fn root_phys() -> u64 {
+    ROOT.load(Ordering::Relaxed)
+}
+
 pub fn virt_to_phys(va: usize) -> Option<u64> {
     translate(va).map(|(pa, _)| pa)
 }

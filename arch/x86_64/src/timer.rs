@@ -18,9 +18,14 @@ const LVT_TSC_DEADLINE: u32 = 2 << 17;
 const DIVIDE_BY_16: u32 = 0x3;
 
 static TSC_HZ: AtomicU64 = AtomicU64::new(0);
-/// The armed deadline (TSC), 0 when none: the LAPIC timer is re-armed if it
-/// fires before it, so the timer is never early whatever the calibration.
-static DEADLINE: AtomicU64 = AtomicU64::new(0);
+/// Per CPU (indexed by APIC id mod 256), the armed deadline (TSC), 0 when
+/// none: the LAPIC timer is re-armed if it fires before it, so the timer is
+/// never early whatever the calibration.
+static DEADLINES: [AtomicU64; 256] = [const { AtomicU64::new(0) }; 256];
+
+fn deadline_slot() -> &'static AtomicU64 {
+    &DEADLINES[(irq::lapic_id() & 0xff) as usize]
+}
 /// LAPIC timer ticks per 2^32 TSC ticks (fixed point), 0 until calibrated.
 static LAPIC_PER_TSC: AtomicU64 = AtomicU64::new(0);
 
@@ -83,7 +88,7 @@ fn calibrate_lapic(tsc_hz: u64) {
 /// earlier deadline. A deadline in the past fires at once.
 pub fn set_oneshot(deadline: u64) {
     let deadline = deadline.max(1);
-    DEADLINE.store(deadline, Ordering::Relaxed);
+    deadline_slot().store(deadline, Ordering::Relaxed);
     if deadline_mode() {
         irq::lapic_write(LAPIC_LVT_TIMER, LVT_TSC_DEADLINE | u32::from(VECTOR));
         // SAFETY: IA32_TSC_DEADLINE exists when CPUID.1:ECX[24] is set; a
@@ -112,7 +117,7 @@ fn arm_lapic(deadline: u64) {
 
 /// Disarms the timer.
 pub fn cancel() {
-    DEADLINE.store(0, Ordering::Relaxed);
+    deadline_slot().store(0, Ordering::Relaxed);
     if deadline_mode() {
         // SAFETY: writing 0 to IA32_TSC_DEADLINE disarms it.
         unsafe { crate::write_msr(IA32_TSC_DEADLINE, 0) };
@@ -125,12 +130,13 @@ pub fn cancel() {
 /// passed (deliver `Interrupt::Timer`), false after re-arming an early LAPIC
 /// expiry (or for a cancelled timer's stale interrupt).
 pub(crate) fn expired() -> bool {
-    let deadline = DEADLINE.load(Ordering::Relaxed);
+    let slot = deadline_slot();
+    let deadline = slot.load(Ordering::Relaxed);
     if deadline == 0 {
         return false;
     }
     if deadline_mode() || counter() >= deadline {
-        DEADLINE.store(0, Ordering::Relaxed);
+        slot.store(0, Ordering::Relaxed);
         return true;
     }
     arm_lapic(deadline);

@@ -186,7 +186,9 @@ pub(crate) fn init() {
             idt.segment_not_present.set_handler_addr(stub(11));
             idt.stack_segment_fault.set_handler_addr(stub(12));
             idt.general_protection_fault.set_handler_addr(stub(13));
-            idt.page_fault.set_handler_addr(stub(14));
+            idt.page_fault
+                .set_handler_addr(stub(14))
+                .set_stack_index(gdt::IST_PAGE_FAULT);
             idt.x87_floating_point.set_handler_addr(stub(16));
             idt.alignment_check.set_handler_addr(stub(17));
             idt.machine_check.set_handler_addr(stub(18));
@@ -205,6 +207,13 @@ pub(crate) fn init() {
     idt.load();
 }
 
+/// Loads the (shared) IDT on a secondary CPU.
+pub(crate) fn load_idt() {
+    if let Some(idt) = IDT.get() {
+        idt.load();
+    }
+}
+
 /// Registers the kernel's handlers. The first registration wins.
 pub fn set_handler(h: &'static dyn TrapHandler) {
     HANDLER.call_once(|| h);
@@ -217,21 +226,30 @@ struct CatchSlot {
     fault: Option<Fault>,
 }
 
-/// The innermost active `catch_fault` of the boot CPU (per-CPU once APs run).
-static CATCH: AtomicPtr<CatchSlot> = AtomicPtr::new(core::ptr::null_mut());
+/// Per CPU (indexed by APIC id mod 256): the innermost active `catch_fault`.
+static CATCH: [AtomicPtr<CatchSlot>; 256] = [const { AtomicPtr::new(core::ptr::null_mut()) }; 256];
+
+fn catch_slot() -> &'static AtomicPtr<CatchSlot> {
+    &CATCH[(irq::lapic_id() & 0xff) as usize]
+}
 
 /// Runs `f(arg)`; a kernel-mode fault inside it makes this return `Err` with
 /// the decoded fault instead of reaching the handler. Nests; not for double
 /// faults or NMIs. Whatever `f` was doing when it faulted is abandoned
-/// (no unwinding): keep `f` to a probe that owns no resources.
+/// (no unwinding): keep `f` to a probe that owns no resources. Runs with
+/// interrupts off, so the thread cannot be switched or migrated meanwhile.
 pub fn catch_fault(f: fn(usize), arg: usize) -> Result<(), Fault> {
+    crate::cpu::without_interrupts(|| catch_fault_here(f, arg))
+}
+
+fn catch_fault_here(f: fn(usize), arg: usize) -> Result<(), Fault> {
     let mut slot = CatchSlot {
         resume_rsp: 0,
         fault: None,
     };
     // One raw pointer for the dispatcher and the assembly alike.
     let slot_ptr: *mut CatchSlot = &mut slot;
-    let outer = CATCH.swap(slot_ptr, Ordering::SeqCst);
+    let outer = catch_slot().swap(slot_ptr, Ordering::SeqCst);
     let probe: (fn(usize), usize) = (f, arg);
     // SAFETY: the assembly saves the callee-saved registers and the stack
     // pointer to resume on into the slot, calls `f(arg)` through
@@ -244,7 +262,7 @@ pub fn catch_fault(f: fn(usize), arg: usize) -> Result<(), Fault> {
             &raw mut (*slot_ptr).resume_rsp,
         )
     };
-    CATCH.store(outer, Ordering::SeqCst);
+    catch_slot().store(outer, Ordering::SeqCst);
     // SAFETY: the dispatcher is done with the slot (CATCH no longer names it).
     let fault = unsafe { (*slot_ptr).fault };
     match (faulted, fault) {
@@ -364,7 +382,7 @@ fn exception(frame: &mut TrapFrame) {
     let recoverable = vector != 2 && vector != 8 && vector != 18;
 
     if recoverable && !fault.user {
-        let slot = CATCH.load(Ordering::SeqCst);
+        let slot = catch_slot().load(Ordering::SeqCst);
         if !slot.is_null() {
             // SAFETY: a non-null CATCH points at the `CatchSlot` of a
             // `catch_fault` frame still live on this CPU's stack (it resets

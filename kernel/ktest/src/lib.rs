@@ -29,6 +29,16 @@ pub struct Failure {
     pub values: Option<(i128, i128)>,
 }
 
+/// `Failure::file` of a test that skipped itself (see [`skip!`]).
+pub const SKIP_FILE: &str = "<skip>";
+
+impl Failure {
+    /// True when the test skipped itself rather than failed.
+    pub fn is_skip(&self) -> bool {
+        self.file == SKIP_FILE
+    }
+}
+
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} at {}:{}", self.what, self.file, self.line)?;
@@ -109,6 +119,20 @@ macro_rules! check_some {
     };
 }
 
+/// Ends the test as skipped (counted apart from passed and failed), e.g.
+/// when it needs more CPUs than the machine has: `skip!("needs 2 cpus")`.
+#[macro_export]
+macro_rules! skip {
+    ($why:expr) => {
+        return Err($crate::Failure {
+            what: $why,
+            file: $crate::SKIP_FILE,
+            line: 0,
+            values: None,
+        })
+    };
+}
+
 /// Totals of a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Summary {
@@ -147,8 +171,9 @@ pub fn run(filter: Option<&str>, mut report: impl FnMut(&str, &Result<(), Failur
             continue;
         }
         let result = (test.run)();
-        match result {
+        match &result {
             Ok(()) => summary.passed += 1,
+            Err(f) if f.is_skip() => summary.skipped += 1,
             Err(_) => summary.failed += 1,
         }
         report(test.name, &result);

@@ -7,8 +7,74 @@ use crate::arch;
 use core::ops::Range;
 use talc::{source::Manual, TalcLock};
 
+/// The heap's lock: a spin lock that keeps interrupts off while held, so an
+/// interrupt handler (the scheduler, which may free a finished thread) can
+/// never find the heap locked by the code it interrupted on the same CPU.
+pub struct IrqSpin {
+    locked: core::sync::atomic::AtomicBool,
+    /// Whether interrupts were on before `lock`; written only by the holder.
+    irq_was_on: core::sync::atomic::AtomicBool,
+}
+
+// SAFETY: a test-and-set spin lock: `lock` returns only after this CPU
+// swapped `locked` from false to true (Acquire), `unlock` releases it
+// (Release), so at most one holder exists at a time.
+unsafe impl talc::lock_api::RawMutex for IrqSpin {
+    #[allow(clippy::declare_interior_mutable_const)]
+    const INIT: Self = IrqSpin {
+        locked: core::sync::atomic::AtomicBool::new(false),
+        irq_was_on: core::sync::atomic::AtomicBool::new(false),
+    };
+    type GuardMarker = talc::lock_api::GuardNoSend;
+
+    fn lock(&self) {
+        use core::sync::atomic::Ordering;
+        loop {
+            let on = arch::cpu::interrupts_enabled();
+            arch::cpu::disable_interrupts();
+            if self
+                .locked
+                .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+            {
+                self.irq_was_on.store(on, Ordering::Relaxed);
+                return;
+            }
+            if on {
+                arch::cpu::enable_interrupts();
+            }
+            core::hint::spin_loop();
+        }
+    }
+
+    fn try_lock(&self) -> bool {
+        use core::sync::atomic::Ordering;
+        let on = arch::cpu::interrupts_enabled();
+        arch::cpu::disable_interrupts();
+        let ok = self
+            .locked
+            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok();
+        if ok {
+            self.irq_was_on.store(on, Ordering::Relaxed);
+        } else if on {
+            arch::cpu::enable_interrupts();
+        }
+        ok
+    }
+
+    unsafe fn unlock(&self) {
+        use core::sync::atomic::Ordering;
+        let on = self.irq_was_on.load(Ordering::Relaxed);
+        self.locked.store(false, Ordering::Release);
+        if on {
+            arch::cpu::enable_interrupts();
+        }
+    }
+}
+
 #[global_allocator]
-static HEAP: TalcLock<spin::Mutex<()>, Manual> = TalcLock::new(Manual);
+static HEAP: TalcLock<IrqSpin, Manual> = TalcLock::new(Manual);
 
 const BOOTSTRAP_BYTES: usize = 256 * 1024;
 

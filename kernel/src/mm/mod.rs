@@ -65,9 +65,38 @@ mod target {
     use skiff_platform::BootInfo;
     use spin::Mutex;
 
-    /// The global frame allocator. A spin lock: O(1)-ish work inside, never
-    /// taken from interrupt handlers (they don't allocate).
+    /// The global frame allocator. A spin lock held with interrupts off
+    /// (O(1)-ish work inside), so the scheduler may free a finished thread's
+    /// stack from an interrupt without deadlocking against the code it
+    /// interrupted.
     static FRAMES: Mutex<Option<FrameAllocator>> = Mutex::new(None);
+
+    /// The physical page below 1 MiB reserved for the x86 AP start-up
+    /// trampoline (0 if none could be reserved, or on aarch64).
+    static LOW_PAGE: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+    /// Picks the trampoline page: the highest usable 4 KiB page in
+    /// 0x1000..0x9f000 (real-mode reachable, below the EBDA), so page 0 and
+    /// the BIOS data area stay untouched. It is removed from the frame
+    /// allocator's ranges below, like any firmware reservation.
+    fn pick_low_page(usable: &[core::ops::Range<u64>]) -> Option<u64> {
+        usable
+            .iter()
+            .filter_map(|r| {
+                let start = r.start.max(0x1000).next_multiple_of(4096);
+                let end = r.end.min(0x9f000) & !0xfff;
+                (end >= start + 4096).then_some(end - 4096)
+            })
+            .max()
+    }
+
+    /// The reserved trampoline page (x86 SMP start-up), if any.
+    pub fn low_page() -> Option<u64> {
+        match LOW_PAGE.load(core::sync::atomic::Ordering::Relaxed) {
+            0 => None,
+            pa => Some(pa),
+        }
+    }
 
     pub fn init(boot: &BootInfo) {
         super::heap::init_bootstrap();
@@ -91,9 +120,18 @@ mod target {
             .collect();
         // Physical page 0 is never handed out: a zero physical address
         // must stay recognisable as "none" wherever it appears.
+        let low = if cfg!(target_arch = "x86_64") {
+            pick_low_page(&usable)
+        } else {
+            None
+        };
+        if let Some(pa) = low {
+            LOW_PAGE.store(pa, core::sync::atomic::Ordering::Relaxed);
+        }
         let reserved: Vec<_> = boot
             .reserved_ranges()
             .chain(core::iter::once(0..super::frame::FRAME_SIZE))
+            .chain(low.map(|pa| pa..pa + super::frame::FRAME_SIZE))
             .collect();
         let mut free = subtract_ranges(&usable, &reserved);
         let frames: u64 = free.iter().map(|r| (r.end - r.start) / 4096).sum();
@@ -116,27 +154,33 @@ mod target {
 
     /// Allocates `2^order` contiguous frames (physical address).
     pub fn alloc_frames(order: usize) -> Result<u64, FrameError> {
-        FRAMES
-            .lock()
-            .as_mut()
-            .ok_or(FrameError::OutOfFrames { order })?
-            .alloc(order)
+        arch::cpu::without_interrupts(|| {
+            FRAMES
+                .lock()
+                .as_mut()
+                .ok_or(FrameError::OutOfFrames { order })?
+                .alloc(order)
+        })
     }
 
     pub fn free_frames(addr: u64, order: usize) -> Result<(), FrameError> {
-        FRAMES
-            .lock()
-            .as_mut()
-            .ok_or(FrameError::NotAllocated { addr, order })?
-            .free(addr, order)
+        arch::cpu::without_interrupts(|| {
+            FRAMES
+                .lock()
+                .as_mut()
+                .ok_or(FrameError::NotAllocated { addr, order })?
+                .free(addr, order)
+        })
     }
 
     pub fn frame_stats() -> FrameStats {
-        FRAMES
-            .lock()
-            .as_ref()
-            .map(|a| a.stats())
-            .unwrap_or_default()
+        arch::cpu::without_interrupts(|| {
+            FRAMES
+                .lock()
+                .as_ref()
+                .map(|a| a.stats())
+                .unwrap_or_default()
+        })
     }
 }
 

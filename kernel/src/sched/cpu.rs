@@ -127,15 +127,25 @@ impl CpuSched {
     /// least runtime queued here, so it runs soon but cannot monopolise.
     pub fn spawn(&mut self, t: Arc<Thread>) {
         t.set_home(self.id);
-        let start = match self.runq.iter().next() {
-            Some(least) => least.sched.lock().runtime,
-            None if self.is_idle() => Runtime::default(),
-            None => self.current.sched.lock().runtime,
-        };
-        t.sched.lock().runtime = start;
+        let start = self.start_runtime();
+        {
+            let mut s = t.sched.lock();
+            s.runtime = start;
+            s.epoch_ns = self.clock.epoch();
+        }
         t.set_state(State::Runnable);
         self.runq.insert(t, start);
         self.publish();
+    }
+
+    /// What a new thread starts with: the least runtime queued here, else
+    /// the running thread's, else zero.
+    fn start_runtime(&self) -> Runtime {
+        match self.runq.iter().next() {
+            Some(least) => least.sched.lock().runtime,
+            None if self.is_idle() => Runtime::default(),
+            None => self.current.sched.lock().runtime,
+        }
     }
 
     fn publish(&self) {
@@ -162,11 +172,19 @@ impl CpuSched {
             if !t.transition(State::Waking, State::Runnable) {
                 continue; // terminated meanwhile, or a stale entry
             }
+            let start = self.start_runtime();
             {
                 let mut s = t.sched.lock();
-                if let Some(carried) = s.carried_ns.take() {
+                if core::mem::take(&mut s.fresh) {
+                    s.runtime = start;
+                } else if let Some(carried) = s.carried_ns.take() {
                     s.runtime = self.clock.from_decayed(carried, now);
+                } else {
+                    // It may have slept through a renormalization.
+                    let stored = s.epoch_ns;
+                    self.clock.adopt(&mut s.runtime, stored);
                 }
+                s.epoch_ns = self.clock.epoch();
             }
             if Arc::ptr_eq(&t, &self.current) {
                 // Woken before it managed to block: it simply keeps running.
@@ -183,10 +201,16 @@ impl CpuSched {
             return;
         }
         let r = self.clock.renormalize(now);
-        r.apply(&mut self.current.sched.lock().runtime);
+        let epoch = self.clock.epoch();
+        {
+            let mut s = self.current.sched.lock();
+            r.apply(&mut s.runtime);
+            s.epoch_ns = epoch;
+        }
         self.runq.rekey(|t| {
             let mut s = t.sched.lock();
             r.apply(&mut s.runtime);
+            s.epoch_ns = epoch;
             s.runtime
         });
     }
@@ -294,6 +318,16 @@ impl CpuSched {
         self.publish();
         Some(t)
     }
+}
+
+/// Hands a new (never run) thread to another CPU: it goes onto `target`'s
+/// incoming queue and starts there like a local spawn. The caller kicks
+/// the target (an IPI).
+pub fn spawn_remote(t: Arc<Thread>, target: &CpuShared) {
+    t.set_home(target.id);
+    t.sched.lock().fresh = true;
+    t.set_state(State::Waking);
+    target.incoming.push(t);
 }
 
 /// Wakes `t` if it is waiting: returns the CPU whose incoming queue got it

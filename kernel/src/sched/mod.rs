@@ -2,13 +2,27 @@
 //! and their state machine ([`thread`]), per-CPU run queues ([`runqueue`]),
 //! the lock-free incoming wakeup queue ([`wakeq`]) and each CPU's decisions
 //! ([`cpu`]). All arch-free and host-tested (`sim` runs several simulated
-//! CPUs); the context switch itself is the arch's.
+//! CPUs); the context switch itself is the arch's. On the target,
+//! [`kthread`] runs real threads on this core: stacks, the switch, per-CPU
+//! state, preemption, sleeping, SMP start-up (see docs/scheduler.md).
 
 pub mod cpu;
 pub mod policy;
 pub mod runqueue;
 pub mod thread;
 pub mod wakeq;
+
+#[cfg(skiff_threads)]
+mod ktests;
+#[cfg(skiff_threads)]
+pub mod kthread;
+#[cfg(skiff_threads)]
+pub use kthread::*;
+
+/// Target-only per-thread state (see `kthread::ThreadExt`); nothing on the
+/// host, where threads are simulated.
+#[cfg(not(skiff_threads))]
+pub type ThreadExt = ();
 
 #[cfg(test)]
 mod sim;

@@ -92,8 +92,22 @@ impl CpuClock {
         self.scale(now_ns) > RENORMALIZE_ABOVE
     }
 
+    /// The epoch stored runtimes are currently relative to.
+    pub fn epoch(&self) -> u64 {
+        self.epoch_ns
+    }
+
+    /// Brings a runtime stored relative to an older epoch `stored_epoch_ns`
+    /// (a thread that slept through a renormalization) to the current one.
+    pub fn adopt(&self, rt: &mut Runtime, stored_epoch_ns: u64) {
+        if stored_epoch_ns != self.epoch_ns {
+            rt.0 *= exp((stored_epoch_ns as f64 - self.epoch_ns as f64) / TAU_NS);
+        }
+    }
+
     /// Moves the epoch to `now`; every thread of this CPU must then be
-    /// passed through [`Rescale::apply`] (order is preserved).
+    /// passed through [`Rescale::apply`] (order is preserved). Threads not
+    /// queued here (sleeping) catch up with [`adopt`](Self::adopt) on wakeup.
     pub fn renormalize(&mut self, now_ns: u64) -> Rescale {
         let factor = self.scale(now_ns);
         self.epoch_ns = now_ns;
@@ -184,6 +198,24 @@ mod tests {
             t += MS;
         }
         assert!(close(c.decayed(rt, t), TAU_NS, 1e-3));
+    }
+
+    #[test]
+    fn a_sleeper_adopts_the_new_epoch_on_wakeup() {
+        let mut c = CpuClock::new(0);
+        let (mut queued, mut sleeper) = (Runtime::default(), Runtime::default());
+        c.charge(&mut queued, 0, 30 * MS, 1.0);
+        c.charge(&mut sleeper, 30 * MS, 40 * MS, 1.0);
+        let old_epoch = c.epoch();
+        let now = 6_000 * MS;
+        let (dq, ds) = (c.decayed(queued, now), c.decayed(sleeper, now));
+        let r = c.renormalize(now);
+        r.apply(&mut queued);
+        // The sleeper missed the rescale: stale until it adopts the epoch.
+        assert!(!close(c.decayed(sleeper, now), ds, 1e-3));
+        c.adopt(&mut sleeper, old_epoch);
+        assert!(close(c.decayed(queued, now), dq, 1e-9));
+        assert!(close(c.decayed(sleeper, now), ds, 1e-9));
     }
 
     #[test]

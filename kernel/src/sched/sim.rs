@@ -4,7 +4,7 @@
 //! every CPU used, cross-CPU wakeups neither lost nor duplicated, idle CPUs
 //! with no timer armed.
 
-use super::cpu::{wake, CpuSched, CpuShared, Reason};
+use super::cpu::{spawn_remote, wake, CpuSched, CpuShared, Reason};
 use super::thread::{State, Thread};
 use alloc::sync::Arc;
 use std::collections::HashMap;
@@ -282,4 +282,22 @@ fn wakeup_racing_a_block_keeps_the_thread_running() {
     sim.apply(0, Reason::Block);
     assert!(Arc::ptr_eq(sim.cpus[0].current(), &t));
     assert_eq!(t.state(), State::Running);
+}
+
+#[test]
+fn a_thread_spawned_from_another_cpu_starts_with_the_local_runtime() {
+    let mut sim = Sim::new(2);
+    let busy = sim.spawn(0, Behaviour::Busy, Some(0));
+    sim.apply(0, Reason::Preempt);
+    sim.run_for(300_000_000);
+    let t = Arc::new(Thread::new(999, "fresh", 1, None));
+    spawn_remote(t.clone(), &sim.shared[0]);
+    sim.apply(0, Reason::Preempt);
+    let busy_rt = sim.threads[&busy].sched.lock().runtime;
+    assert_eq!(t.home(), 0);
+    assert_eq!(t.state(), State::Runnable);
+    // Not zero (which would let it monopolise the CPU for up to τ):
+    // exactly where a local spawn would have put it.
+    assert!(t.sched.lock().runtime.key() > 0);
+    assert_eq!(t.sched.lock().runtime, busy_rt);
 }

@@ -58,6 +58,11 @@ pub struct Sched {
     pub priority: f64,
     /// Decayed runtime carried across a migration (set by the source CPU).
     pub carried_ns: Option<f64>,
+    /// The CPU clock epoch `runtime` is stored relative to.
+    pub epoch_ns: u64,
+    /// A new thread sent to another CPU: it starts there with that CPU's
+    /// least queued runtime, as a local spawn would (not with zero).
+    pub fresh: bool,
 }
 
 pub struct Thread {
@@ -71,6 +76,9 @@ pub struct Thread {
     pub sched: Mutex<Sched>,
     pub stats: Stats,
     link: WakeLink<Thread>,
+    /// What only the target needs: register context, FP state, stack, the
+    /// entry closure, join state (`kthread::ThreadExt`; `()` on the host).
+    pub ext: super::ThreadExt,
 }
 
 impl Wakeable for Thread {
@@ -99,6 +107,7 @@ impl Thread {
             }),
             stats: Stats::default(),
             link: WakeLink::new(),
+            ext: Default::default(),
         }
     }
 

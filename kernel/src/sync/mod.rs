@@ -1,0 +1,355 @@
+//! Sleeping synchronisation for kernel threads: [`WaitQueue`] (the one
+//! primitive that blocks), and on top of it [`Mutex`], [`Condvar`],
+//! [`Semaphore`], [`RwLock`], plus `sleep`/`sleep_until` re-exported from
+//! the scheduler.
+//!
+//! Lock discipline (docs/scheduler.md): a wait queue's own spin lock is held
+//! only with interrupts off and never across a switch; a thread marks itself
+//! waiting *under* that lock after re-checking its condition, so a waker
+//! (who takes the same lock) either sees it queued or the condition true —
+//! no lost wakeups. The data locks are built from `spin` locks used only
+//! through `try_lock`, so every guard is an ordinary safe guard.
+
+use crate::arch;
+use crate::sched::{self, thread::Thread};
+use alloc::collections::VecDeque;
+use alloc::sync::Arc;
+use core::ops::{Deref, DerefMut};
+use core::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
+
+pub use crate::sched::{sleep, sleep_until};
+
+mod ktests;
+
+/// Threads waiting for something, woken in FIFO order.
+#[derive(Default)]
+pub struct WaitQueue {
+    waiters: spin::Mutex<VecDeque<Arc<Thread>>>,
+}
+
+impl WaitQueue {
+    pub const fn new() -> Self {
+        WaitQueue {
+            waiters: spin::Mutex::new(VecDeque::new()),
+        }
+    }
+
+    /// Blocks until `cond()` holds. `cond` runs with interrupts off and the
+    /// queue locked: keep it short and non-blocking (an atomic load, a
+    /// `try_lock`). Returns with interrupts as they were.
+    pub fn wait_until(&self, mut cond: impl FnMut() -> bool) {
+        loop {
+            let done = arch::cpu::without_interrupts(|| {
+                let mut q = self.waiters.lock();
+                if cond() {
+                    return true;
+                }
+                let me = sched::prepare_to_wait();
+                q.push_back(me);
+                drop(q);
+                sched::block();
+                false
+            });
+            if done {
+                sched::preempt_point();
+                return;
+            }
+        }
+    }
+
+    /// Wakes the longest waiter still waiting; false if there was none.
+    pub fn wake_one(&self) -> bool {
+        let woke = arch::cpu::without_interrupts(|| {
+            let mut q = self.waiters.lock();
+            while let Some(t) = q.pop_front() {
+                if sched::wake(&t) {
+                    return true;
+                }
+            }
+            false
+        });
+        sched::preempt_point();
+        woke
+    }
+
+    /// Wakes every waiter; returns how many were woken.
+    pub fn wake_all(&self) -> usize {
+        let n = arch::cpu::without_interrupts(|| {
+            let mut q = self.waiters.lock();
+            let mut n = 0;
+            while let Some(t) = q.pop_front() {
+                n += usize::from(sched::wake(&t));
+            }
+            n
+        });
+        sched::preempt_point();
+        n
+    }
+
+    /// Threads queued (some may have been woken by other means meanwhile).
+    pub fn len(&self) -> usize {
+        arch::cpu::without_interrupts(|| self.waiters.lock().len())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// How many times a contended `lock` retries before sleeping.
+const SPIN_TRIES: u32 = 100;
+
+/// A sleeping mutex: one CAS when uncontended, a short bounded spin, then
+/// the wait queue. Not reentrant.
+pub struct Mutex<T> {
+    data: spin::Mutex<T>,
+    /// Threads between "decided to sleep" and "got the lock".
+    sleepers: AtomicU32,
+    queue: WaitQueue,
+}
+
+pub struct MutexGuard<'a, T> {
+    mutex: &'a Mutex<T>,
+    inner: Option<spin::MutexGuard<'a, T>>,
+}
+
+impl<T> Mutex<T> {
+    pub const fn new(value: T) -> Self {
+        Mutex {
+            data: spin::Mutex::new(value),
+            sleepers: AtomicU32::new(0),
+            queue: WaitQueue::new(),
+        }
+    }
+
+    pub fn try_lock(&self) -> Option<MutexGuard<'_, T>> {
+        self.data.try_lock().map(|g| MutexGuard {
+            mutex: self,
+            inner: Some(g),
+        })
+    }
+
+    pub fn lock(&self) -> MutexGuard<'_, T> {
+        for _ in 0..SPIN_TRIES {
+            if let Some(g) = self.try_lock() {
+                return g;
+            }
+            core::hint::spin_loop();
+        }
+        // Announce ourselves before the last try (a full fence on the RMW),
+        // so an unlocker that misses our try sees the count and wakes us.
+        self.sleepers.fetch_add(1, Ordering::SeqCst);
+        let mut got = None;
+        self.queue.wait_until(|| {
+            got = self.data.try_lock();
+            got.is_some()
+        });
+        self.sleepers.fetch_sub(1, Ordering::SeqCst);
+        MutexGuard {
+            mutex: self,
+            inner: got,
+        }
+    }
+}
+
+impl<T> Deref for MutexGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        self.inner.as_ref().expect("mutex guard holds the lock")
+    }
+}
+
+impl<T> DerefMut for MutexGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        self.inner.as_mut().expect("mutex guard holds the lock")
+    }
+}
+
+impl<T> Drop for MutexGuard<'_, T> {
+    fn drop(&mut self) {
+        drop(self.inner.take());
+        // Pairs with the SeqCst increment in `lock`: either the sleeper's
+        // retry sees the lock free, or we see it counted.
+        fence(Ordering::SeqCst);
+        if self.mutex.sleepers.load(Ordering::SeqCst) > 0 {
+            self.mutex.queue.wake_one();
+        }
+    }
+}
+
+/// A condition variable for [`Mutex`]. Wakeups may be spurious: wait in a
+/// loop on the real condition.
+#[derive(Default)]
+pub struct Condvar {
+    seq: AtomicU64,
+    queue: WaitQueue,
+}
+
+impl Condvar {
+    pub const fn new() -> Self {
+        Condvar {
+            seq: AtomicU64::new(0),
+            queue: WaitQueue::new(),
+        }
+    }
+
+    /// Unlocks, waits for a notification, relocks.
+    pub fn wait<'a, T>(&self, guard: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
+        let mutex = guard.mutex;
+        let seen = self.seq.load(Ordering::SeqCst);
+        drop(guard);
+        self.queue
+            .wait_until(|| self.seq.load(Ordering::SeqCst) != seen);
+        mutex.lock()
+    }
+
+    /// Waits until `cond(&mut T)` holds.
+    pub fn wait_while<'a, T>(
+        &self,
+        mut guard: MutexGuard<'a, T>,
+        mut cond: impl FnMut(&mut T) -> bool,
+    ) -> MutexGuard<'a, T> {
+        while cond(&mut guard) {
+            guard = self.wait(guard);
+        }
+        guard
+    }
+
+    pub fn notify_one(&self) {
+        self.seq.fetch_add(1, Ordering::SeqCst);
+        self.queue.wake_one();
+    }
+
+    pub fn notify_all(&self) {
+        self.seq.fetch_add(1, Ordering::SeqCst);
+        self.queue.wake_all();
+    }
+}
+
+/// A counting semaphore.
+pub struct Semaphore {
+    count: spin::Mutex<usize>,
+    queue: WaitQueue,
+}
+
+impl Semaphore {
+    pub const fn new(count: usize) -> Self {
+        Semaphore {
+            count: spin::Mutex::new(count),
+            queue: WaitQueue::new(),
+        }
+    }
+
+    fn try_take(&self) -> bool {
+        arch::cpu::without_interrupts(|| {
+            let mut c = self.count.lock();
+            if *c > 0 {
+                *c -= 1;
+                true
+            } else {
+                false
+            }
+        })
+    }
+
+    pub fn try_acquire(&self) -> bool {
+        self.try_take()
+    }
+
+    pub fn acquire(&self) {
+        self.queue.wait_until(|| self.try_take());
+    }
+
+    pub fn release(&self) {
+        arch::cpu::without_interrupts(|| *self.count.lock() += 1);
+        self.queue.wake_one();
+    }
+
+    pub fn available(&self) -> usize {
+        arch::cpu::without_interrupts(|| *self.count.lock())
+    }
+}
+
+/// A sleeping reader-writer lock (writers are not preferred; a release
+/// wakes every waiter and they race).
+pub struct RwLock<T> {
+    data: spin::RwLock<T>,
+    queue: WaitQueue,
+}
+
+pub struct ReadGuard<'a, T> {
+    lock: &'a RwLock<T>,
+    inner: Option<spin::RwLockReadGuard<'a, T>>,
+}
+
+pub struct WriteGuard<'a, T> {
+    lock: &'a RwLock<T>,
+    inner: Option<spin::RwLockWriteGuard<'a, T>>,
+}
+
+impl<T> RwLock<T> {
+    pub const fn new(value: T) -> Self {
+        RwLock {
+            data: spin::RwLock::new(value),
+            queue: WaitQueue::new(),
+        }
+    }
+
+    pub fn read(&self) -> ReadGuard<'_, T> {
+        let mut got = None;
+        self.queue.wait_until(|| {
+            got = self.data.try_read();
+            got.is_some()
+        });
+        ReadGuard {
+            lock: self,
+            inner: got,
+        }
+    }
+
+    pub fn write(&self) -> WriteGuard<'_, T> {
+        let mut got = None;
+        self.queue.wait_until(|| {
+            got = self.data.try_write();
+            got.is_some()
+        });
+        WriteGuard {
+            lock: self,
+            inner: got,
+        }
+    }
+}
+
+impl<T> Deref for ReadGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        self.inner.as_ref().expect("read guard holds the lock")
+    }
+}
+
+impl<T> Drop for ReadGuard<'_, T> {
+    fn drop(&mut self) {
+        drop(self.inner.take());
+        self.lock.queue.wake_all();
+    }
+}
+
+impl<T> Deref for WriteGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        self.inner.as_ref().expect("write guard holds the lock")
+    }
+}
+
+impl<T> DerefMut for WriteGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        self.inner.as_mut().expect("write guard holds the lock")
+    }
+}
+
+impl<T> Drop for WriteGuard<'_, T> {
+    fn drop(&mut self) {
+        drop(self.inner.take());
+        self.lock.queue.wake_all();
+    }
+}
