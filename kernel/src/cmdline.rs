@@ -20,6 +20,8 @@ pub struct Options<'a> {
     pub debug_exit: bool,
     /// `boottime[=1]`: print the boot-phase timestamps.
     pub boottime: bool,
+    /// `bench=SUITE`: run an in-guest benchmark suite and power off.
+    pub bench: Option<&'a str>,
     /// `loglevel=off|error|warn|info|debug|trace`: console log verbosity.
     pub loglevel: Option<log::LevelFilter>,
     /// Everything after ` -- `, unparsed (see [`Options::app_args`]).
@@ -130,6 +132,10 @@ impl<'a> Options<'a> {
                             .map_err(|_| CmdlineError::BadLogLevel { value: v })?,
                     );
                 }
+                "bench" => match value.map(unquote) {
+                    Some(v) if !v.is_empty() => o.bench = Some(v),
+                    _ => return Err(CmdlineError::EmptyValue { key }),
+                },
                 "ktest.filter" => match value.map(unquote) {
                     Some(v) if !v.is_empty() => o.ktest_filter = Some(v),
                     _ => return Err(CmdlineError::EmptyValue { key }),
@@ -247,6 +253,12 @@ mod tests {
                 key: "ktest.filter"
             }
         );
+    }
+
+    #[test]
+    fn bench_suite() {
+        assert_eq!(Options::parse("bench=sched").unwrap().bench, Some("sched"));
+        assert!(Options::parse("bench=").is_err());
     }
 
     #[test]

@@ -41,6 +41,8 @@ pub mod syscall;
 
 #[cfg(target_os = "none")]
 pub mod arch;
+#[cfg(skiff_threads)]
+pub mod bench;
 #[cfg(target_os = "none")]
 pub mod console;
 #[cfg(target_os = "none")]

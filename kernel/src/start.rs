@@ -84,7 +84,11 @@ pub fn kernel_main(args: BootArgs) -> ! {
         let ktest = opts.ktest;
         let filter = opts.ktest_filter.map(alloc::string::String::from);
         let program = opts.app_args().next().map(alloc::string::String::from);
+        let bench = opts.bench.map(alloc::string::String::from);
         crate::sched::run_main(alloc::boxed::Box::new(move || {
+            if let Some(suite) = bench {
+                exit(if crate::bench::run(&suite) { 0 } else { 1 });
+            }
             main_thread(ktest, filter.as_deref(), program.as_deref())
         }))
     }

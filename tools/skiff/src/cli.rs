@@ -16,6 +16,9 @@ commands:
   test   host tests (cargo test) then the boot matrix of boards/*.toml
          [--board B]... [--host-only] [--boot-only] [--jobs N] [--release]
          [--accel auto|tcg|kvm]
+  bench  boot an in-guest benchmark suite twice (plain, and under
+         -icount shift=0 where a guest ns is one instruction) and print a table
+         sched [--board B] [--arch x86_64|aarch64] [--smp N] [--accel ...]
   boards list the boards
   help   this text
 
@@ -48,10 +51,21 @@ pub struct TestArgs {
     pub accel: AccelRequest,
 }
 
+/// `skiff bench` options.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BenchArgs {
+    pub suite: String,
+    pub board: Option<String>,
+    pub arch: Option<Arch>,
+    pub smp: u32,
+    pub accel: AccelRequest,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     Run(RunArgs),
     Test(TestArgs),
+    Bench(BenchArgs),
     Boards,
     Help,
 }
@@ -117,6 +131,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command> {
     match cmd.as_str() {
         "run" => parse_run(&mut a).map(Command::Run),
         "test" => parse_test(&mut a).map(Command::Test),
+        "bench" => parse_bench(&mut a).map(Command::Bench),
         "boards" => Ok(Command::Boards),
         "help" | "-h" | "--help" => Ok(Command::Help),
         other => Err(usage(format!("unknown command `{other}`"))),
@@ -175,6 +190,39 @@ fn parse_run<I: Iterator<Item = String>>(a: &mut Args<I>) -> Result<RunArgs> {
     Ok(r)
 }
 
+fn parse_bench<I: Iterator<Item = String>>(a: &mut Args<I>) -> Result<BenchArgs> {
+    let suite =
+        a.it.next()
+            .ok_or_else(|| usage("bench: name a suite (sched)"))?;
+    if suite != "sched" {
+        return Err(usage(format!(
+            "bench: unknown suite `{suite}` (known: sched)"
+        )));
+    }
+    let mut b = BenchArgs {
+        suite,
+        board: None,
+        arch: None,
+        smp: 2,
+        accel: AccelRequest::Auto,
+    };
+    while let Some(arg) = a.it.next() {
+        match arg.as_str() {
+            "--board" => b.board = Some(a.value("--board")?),
+            "--arch" => b.arch = Some(Arch::parse(&a.value("--arch")?)?),
+            "--smp" => {
+                b.smp = a.number("--smp")?;
+                if b.smp == 0 {
+                    return Err(usage("--smp must be at least 1"));
+                }
+            }
+            "--accel" => b.accel = a.accel()?,
+            other => return Err(usage(format!("bench: unknown option `{other}`"))),
+        }
+    }
+    Ok(b)
+}
+
 fn parse_test<I: Iterator<Item = String>>(a: &mut Args<I>) -> Result<TestArgs> {
     let mut t = TestArgs {
         boards: Vec::new(),
@@ -212,6 +260,20 @@ mod tests {
 
     fn p(s: &str) -> Result<Command> {
         parse(s.split_whitespace().map(str::to_string))
+    }
+
+    #[test]
+    fn bench_args() {
+        let Command::Bench(b) = p("bench sched --arch aarch64 --smp 4").unwrap() else {
+            panic!("not bench");
+        };
+        assert_eq!(
+            (b.suite.as_str(), b.arch, b.smp),
+            ("sched", Some(Arch::Aarch64), 4)
+        );
+        assert!(p("bench").is_err());
+        assert!(p("bench net").is_err());
+        assert!(p("bench sched --smp 0").is_err());
     }
 
     #[test]

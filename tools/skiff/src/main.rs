@@ -4,6 +4,7 @@
 //! tests and the boot matrix from `boards/`).
 
 mod accel;
+mod bench;
 mod boards;
 mod cli;
 mod console;
@@ -58,6 +59,7 @@ fn dispatch(cmd: Command) -> Result<u8> {
             Ok(0)
         }
         Command::Run(r) => run(&root, &r),
+        Command::Bench(b) => bench::run(&root, &b),
         Command::Test(t) => {
             let boards = boards::load_dir(&root.join("boards"))?;
             matrix::run(&root, &boards, &t)
