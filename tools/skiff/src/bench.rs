@@ -9,7 +9,7 @@
 //! `skipped=REASON`) lines and `bench: done`; [`parse`] reads them.
 
 use crate::accel::{self, Accel, HostFacts};
-use crate::boards::{self, Arch, BootProtocol};
+use crate::boards::{self, BootProtocol};
 use crate::cli::BenchArgs;
 use crate::error::{Error, Result};
 use crate::kernel;
@@ -100,23 +100,9 @@ pub fn run(root: &Path, args: &BenchArgs) -> Result<u8> {
             kernel: kernel.boot_file(board).to_path_buf(),
             cmdline: cmdline.clone(),
             xen: None,
+            icount,
         };
-        let mut argv = qemu::qemu_args(&spec);
-        if icount {
-            // Right after `-accel tcg`, before the machine's own options.
-            argv.splice(
-                4..4,
-                ["-icount".to_string(), "shift=0,sleep=off".to_string()],
-            );
-            if board.arch == Arch::X86_64 {
-                // QEMU's x86 icount aborts ("Bad icount read") when the
-                // x2APIC timer is read through rdmsr, which TCG does not
-                // treat as I/O; the xAPIC's MMIO registers are fine.
-                if let Some(i) = argv.iter().position(|a| a == "-cpu") {
-                    argv[i + 1].push_str(",-x2apic");
-                }
-            }
-        }
+        let argv = qemu::qemu_args(&spec);
         let label = if icount {
             "icount shift=0 (instructions/op)".to_string()
         } else {

@@ -147,6 +147,12 @@ pub struct TestSpec {
     /// Seconds before the boot is killed and reported as a timeout.
     #[serde(default = "default_timeout")]
     pub timeout_secs: u64,
+    /// Boot the tests under `-icount shift=0,sleep=off` (TCG only): guest
+    /// time then follows guest instructions, not the host clock, so the
+    /// timing ktests (timer accuracy, sleep lateness, fair shares) do not
+    /// depend on how loaded the host is.
+    #[serde(default)]
+    pub icount: bool,
 }
 
 /// The dom0less guest Xen starts (`xen-aarch64`).

@@ -97,6 +97,7 @@ fn run(root: &Path, r: &RunArgs) -> Result<u8> {
         kernel: boot_file,
         cmdline,
         xen,
+        icount: false,
     };
     let argv = qemu::qemu_args(&spec);
     eprintln!(

@@ -366,6 +366,7 @@ fn run_case(
         kernel: boot_file,
         cmdline,
         xen,
+        icount: board.test.icount,
     };
     let argv = qemu::qemu_args(&spec);
     let after = AfterStatus::for_board(board);
@@ -397,8 +398,13 @@ fn run_case(
         .platform
         .as_ref()
         .map_or("-".to_string(), |(_, t)| format!("{:.2}s", t.as_secs_f64()));
+    let icount = if spec.icount && decision.accel == Accel::Tcg {
+        "+icount"
+    } else {
+        ""
+    };
     let head = format!(
-        "{} accel={} platform={to_platform} total={:.2}s",
+        "{} accel={}{icount} platform={to_platform} total={:.2}s",
         case.name(),
         decision.accel.name(),
         outcome.elapsed.as_secs_f64()

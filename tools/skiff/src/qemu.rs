@@ -4,7 +4,7 @@
 //! own exit code where the board has an exit device.
 
 use crate::accel::Accel;
-use crate::boards::{Board, BootProtocol, ExitDevice};
+use crate::boards::{Arch, Board, BootProtocol, ExitDevice};
 use crate::console::{self, KtestSummary, PlatformLine, PlatformLineError};
 use crate::error::{Error, Result};
 use std::io::{BufRead, BufReader, Read};
@@ -40,6 +40,9 @@ pub struct RunSpec<'a> {
     pub kernel: PathBuf,
     pub cmdline: String,
     pub xen: Option<XenFiles>,
+    /// `-icount shift=0,sleep=off`: one guest nanosecond per instruction,
+    /// idle time skipped (TCG only; ignored under KVM).
+    pub icount: bool,
 }
 
 /// Whether the kernel should be told `debug_exit=1` for this board.
@@ -85,11 +88,21 @@ pub fn qemu_args(spec: &RunSpec) -> Vec<String> {
     let mut push = |xs: &[&str]| a.extend(xs.iter().map(|s| s.to_string()));
     push(&["-M", &b.machine]);
     push(&["-accel", spec.accel.name()]);
-    let cpu = match spec.accel {
-        Accel::Kvm => &b.kvm_cpu,
-        Accel::Tcg => &b.cpu,
+    let icount = spec.icount && spec.accel == Accel::Tcg;
+    if icount {
+        push(&["-icount", "shift=0,sleep=off"]);
+    }
+    let mut cpu = match spec.accel {
+        Accel::Kvm => b.kvm_cpu.clone(),
+        Accel::Tcg => b.cpu.clone(),
     };
-    push(&["-cpu", cpu]);
+    if icount && b.arch == Arch::X86_64 {
+        // QEMU's x86 icount aborts ("Bad icount read") when the x2APIC timer
+        // is read through rdmsr, which TCG does not treat as I/O; the
+        // xAPIC's MMIO registers are fine.
+        cpu.push_str(",-x2apic");
+    }
+    push(&["-cpu", &cpu]);
     push(&[
         "-smp",
         &spec.smp.to_string(),
@@ -410,7 +423,26 @@ mod tests {
             kernel: PathBuf::from("/k/skiff-kernel"),
             cmdline: "ktest=1 debug_exit=1".into(),
             xen: None,
+            icount: false,
         }
+    }
+
+    #[test]
+    fn icount_is_tcg_only_and_turns_x2apic_off_on_x86() {
+        let b = board("qemu-x86_64");
+        let mut s = spec(&b, Accel::Tcg);
+        s.icount = true;
+        let a = qemu_args(&s);
+        assert_eq!(value_after(&a, "-icount"), ["shift=0,sleep=off"]);
+        assert!(value_after(&a, "-cpu")[0].ends_with(",-x2apic"));
+        s.accel = Accel::Kvm;
+        assert!(value_after(&qemu_args(&s), "-icount").is_empty());
+        let arm = board("qemu-aarch64");
+        let mut s = spec(&arm, Accel::Tcg);
+        s.icount = true;
+        let a = qemu_args(&s);
+        assert_eq!(value_after(&a, "-icount"), ["shift=0,sleep=off"]);
+        assert!(!value_after(&a, "-cpu")[0].contains("x2apic"));
     }
 
     fn value_after<'a>(args: &'a [String], flag: &str) -> Vec<&'a str> {
