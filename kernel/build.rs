@@ -5,15 +5,8 @@ use std::path::PathBuf;
 fn main() {
     let os = env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
     let arch = env::var("CARGO_CFG_TARGET_ARCH").unwrap_or_default();
-    println!("cargo::rustc-check-cfg=cfg(skiff_threads)");
     if os != "none" {
         return;
-    }
-    // Kernel threads (context switch, per-CPU scheduling, SMP, sync) need
-    // the arch's `context`/`fpu`/`percpu`/`smp` modules; an arch enables
-    // them here once it implements that part of the contract.
-    if arch == "x86_64" || arch == "aarch64" {
-        println!("cargo::rustc-cfg=skiff_threads");
     }
     let root = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap());
     let script = root.join("..").join("arch").join(&arch).join("link.ld");

@@ -34,14 +34,14 @@ pub mod mm;
 pub mod random;
 #[cfg(not(loom))]
 pub mod sched;
-#[cfg(skiff_threads)]
+#[cfg(target_os = "none")]
 pub mod sync;
 #[cfg(not(loom))]
 pub mod syscall;
 
 #[cfg(target_os = "none")]
 pub mod arch;
-#[cfg(skiff_threads)]
+#[cfg(target_os = "none")]
 pub mod bench;
 #[cfg(target_os = "none")]
 pub mod console;

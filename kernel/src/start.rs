@@ -60,44 +60,35 @@ pub fn kernel_main(args: BootArgs) -> ! {
     crate::boottime::report(platform.counter_hz);
     let platform = crate::PLATFORM.call_once(|| platform);
 
-    #[cfg(skiff_threads)]
-    {
-        // The boot CPU's context becomes its idle thread; the rest of boot
-        // runs in the pinned "main" thread.
-        let here = arch::smp::this_cpu_hw_id();
-        let mut hw_ids = alloc::vec![here];
-        hw_ids.extend(
-            platform
-                .firmware_info
-                .cpus
-                .iter()
-                .map(|c| c.hw_id)
-                .filter(|&id| id != here),
-        );
-        crate::sched::init(&hw_ids);
-        let started = crate::sched::start_secondary_cpus();
-        println!(
-            "sched: cpus_online={} of={}",
-            started + 1,
-            crate::sched::cpu_count()
-        );
-        let ktest = opts.ktest;
-        let filter = opts.ktest_filter.map(alloc::string::String::from);
-        let program = opts.app_args().next().map(alloc::string::String::from);
-        let bench = opts.bench.map(alloc::string::String::from);
-        crate::sched::run_main(alloc::boxed::Box::new(move || {
-            if let Some(suite) = bench {
-                exit(if crate::bench::run(&suite) { 0 } else { 1 });
-            }
-            main_thread(ktest, filter.as_deref(), program.as_deref())
-        }))
-    }
-    #[cfg(not(skiff_threads))]
-    {
-        let _ = platform;
-        arch::cpu::enable_interrupts();
-        main_thread(opts.ktest, opts.ktest_filter, opts.app_args().next())
-    }
+    // The boot CPU's context becomes its idle thread; the rest of boot
+    // runs in the pinned "main" thread.
+    let here = arch::smp::this_cpu_hw_id();
+    let mut hw_ids = alloc::vec![here];
+    hw_ids.extend(
+        platform
+            .firmware_info
+            .cpus
+            .iter()
+            .map(|c| c.hw_id)
+            .filter(|&id| id != here),
+    );
+    crate::sched::init(&hw_ids);
+    let started = crate::sched::start_secondary_cpus();
+    println!(
+        "sched: cpus_online={} of={}",
+        started + 1,
+        crate::sched::cpu_count()
+    );
+    let ktest = opts.ktest;
+    let filter = opts.ktest_filter.map(alloc::string::String::from);
+    let program = opts.app_args().next().map(alloc::string::String::from);
+    let bench = opts.bench.map(alloc::string::String::from);
+    crate::sched::run_main(alloc::boxed::Box::new(move || {
+        if let Some(suite) = bench {
+            exit(if crate::bench::run(&suite) { 0 } else { 1 });
+        }
+        main_thread(ktest, filter.as_deref(), program.as_deref())
+    }))
 }
 
 /// The rest of boot, after the scheduler is up: the ktests or the app.

@@ -61,7 +61,7 @@ pub fn now_ns() -> u64 {
 pub(crate) fn on_timer_interrupt() {
     let now = arch::cpu::counter();
     let req = REQUEST.load(Ordering::Acquire);
-    if !cfg!(skiff_threads) || (req != 0 && now >= req) {
+    if req != 0 && now >= req {
         REQUEST.store(0, Ordering::Release);
         LAST_FIRE_COUNTER.store(now, Ordering::Relaxed);
         TIMER_FIRED.fetch_add(1, Ordering::Release);
@@ -101,7 +101,6 @@ pub fn wait_for_timer(ns: u64, limit_ns: u64) -> Option<u64> {
 
 /// Hands the request to whoever owns the timer.
 fn program_request() {
-    #[cfg(skiff_threads)]
     if crate::sched::started() {
         crate::sched::rearm_timer();
         return;

@@ -19,14 +19,12 @@ impl TrapHandler for KernelTraps {
         match irq {
             Interrupt::Timer => {
                 crate::time::on_timer_interrupt();
-                #[cfg(skiff_threads)]
                 crate::sched::on_timer_interrupt();
             }
             Interrupt::Spurious => {
                 SPURIOUS.fetch_add(1, Ordering::Relaxed);
             }
             Interrupt::Ipi(_) => {
-                #[cfg(skiff_threads)]
                 crate::sched::on_ipi();
             }
             Interrupt::Device(_) => {
@@ -34,13 +32,11 @@ impl TrapHandler for KernelTraps {
             }
         }
         // Preemption point: may switch threads (see docs/scheduler.md).
-        #[cfg(skiff_threads)]
         crate::sched::interrupt_exit();
     }
 
     fn fault(&self, fault: &Fault) -> FaultAction {
         // Kills the current thread (never returns) on a guard-page hit.
-        #[cfg(skiff_threads)]
         crate::sched::check_stack_overflow(fault);
         println!(
             "trap: unhandled {} access={:?} addr={:#x} pc={:#x} user={} syndrome={:#x}",

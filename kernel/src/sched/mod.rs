@@ -12,16 +12,16 @@ pub mod runqueue;
 pub mod thread;
 pub mod wakeq;
 
-#[cfg(skiff_threads)]
+#[cfg(target_os = "none")]
 mod ktests;
-#[cfg(skiff_threads)]
+#[cfg(target_os = "none")]
 pub mod kthread;
-#[cfg(skiff_threads)]
+#[cfg(target_os = "none")]
 pub use kthread::*;
 
 /// Target-only per-thread state (see `kthread::ThreadExt`); nothing on the
 /// host, where threads are simulated.
-#[cfg(not(skiff_threads))]
+#[cfg(not(target_os = "none"))]
 pub type ThreadExt = ();
 
 #[cfg(test)]
