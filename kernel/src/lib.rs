@@ -27,6 +27,8 @@ pub mod errno;
 #[cfg(not(loom))]
 pub mod fs;
 #[cfg(not(loom))]
+pub mod linux;
+#[cfg(not(loom))]
 pub mod loader;
 #[cfg(not(loom))]
 pub mod mm;

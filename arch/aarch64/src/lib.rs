@@ -39,6 +39,7 @@ pub mod smp;
 pub mod sysreg;
 pub mod timer;
 pub mod trap;
+pub mod user;
 
 mod early_console;
 

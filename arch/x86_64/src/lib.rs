@@ -36,6 +36,7 @@ mod serial;
 pub mod smp;
 pub mod timer;
 pub mod trap;
+pub mod user;
 
 pub use cpu::{cpuid, read_msr, write_msr, CpuidResult};
 pub use serial::early_print;

@@ -51,8 +51,11 @@ pub type Args = [usize; 6];
 /// A handler: the process, the arguments; `Ok(value)` or `Err(errno)`.
 pub type Handler<P> = fn(&mut P, &Args) -> Result<usize, Errno>;
 
+// `P` may be unsized (`dyn linux::Ctx`): one table then serves the real
+// process on the target and fakes in host tests.
+
 /// One implemented system call.
-pub struct Entry<P: 'static> {
+pub struct Entry<P: ?Sized + 'static> {
     pub name: &'static str,
     pub args: &'static [Arg],
     pub handler: Handler<P>,
@@ -72,18 +75,25 @@ pub trait Process {
 }
 
 /// Number → entry lookup for one arch, built once from the table.
-pub struct Table<P: 'static> {
+pub struct Table<P: ?Sized + 'static> {
     arch: Arch,
     by_nr: alloc::vec::Vec<Option<&'static Entry<P>>>,
     /// One flag per Linux syscall (index into `LINUX_SYSCALLS`): reported.
     reported: alloc::vec::Vec<AtomicBool>,
 }
 
-impl<P: Process + 'static> Table<P> {
+impl<P: Process + ?Sized + 'static> Table<P> {
     /// Builds the lookup for `arch`. Entries whose name is not a Linux
     /// syscall on this arch are a programming error caught by `new`'s
     /// caller tests (`table_names_are_linux_names`).
     pub fn new(arch: Arch, entries: &'static [Entry<P>]) -> Self {
+        Self::from_parts(arch, &[entries])
+    }
+
+    /// Like [`Table::new`], from several lists (one per subsystem: files,
+    /// memory, threads...). A name listed twice is a programming error;
+    /// the later list wins.
+    pub fn from_parts(arch: Arch, parts: &[&'static [Entry<P>]]) -> Self {
         let nr_of = |name: &str| {
             numbers::LINUX_SYSCALLS
                 .iter()
@@ -102,7 +112,7 @@ impl<P: Process + 'static> Table<P> {
             .max()
             .unwrap_or(0) as usize;
         let mut by_nr = alloc::vec![None; max + 1];
-        for e in entries {
+        for e in parts.iter().flat_map(|p| p.iter()) {
             if let Some(nr) = nr_of(e.name) {
                 by_nr[nr as usize] = Some(e);
             }

@@ -33,7 +33,7 @@ fn quoted(out: &mut String, bytes: &[u8], truncated: bool) {
     }
 }
 
-fn user_bytes<P: Process>(p: &P, out: &mut String, addr: usize, len: usize) {
+fn user_bytes<P: Process + ?Sized>(p: &P, out: &mut String, addr: usize, len: usize) {
     let mut buf = [0u8; SHOW];
     let want = len.min(SHOW);
     match p.read_user(addr, &mut buf[..want]) {
@@ -44,7 +44,7 @@ fn user_bytes<P: Process>(p: &P, out: &mut String, addr: usize, len: usize) {
     }
 }
 
-fn user_str<P: Process>(p: &P, out: &mut String, addr: usize) {
+fn user_str<P: Process + ?Sized>(p: &P, out: &mut String, addr: usize) {
     let mut buf = [0u8; 256];
     match p.read_user(addr, &mut buf) {
         Some(n) => {
@@ -95,7 +95,7 @@ pub fn open_flags(flags: usize) -> String {
 }
 
 /// One trace line for a completed call.
-pub fn format_call<P: Process>(
+pub fn format_call<P: Process + ?Sized>(
     p: &P,
     name: &str,
     kinds: &[Arg],

@@ -8,6 +8,7 @@ mod bench;
 mod boards;
 mod cli;
 mod console;
+mod cpio;
 mod error;
 mod kernel;
 mod matrix;
