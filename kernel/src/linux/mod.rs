@@ -31,3 +31,10 @@ pub trait Ctx: crate::syscall::Process {
     /// Root, working directory and umask (shared under `CLONE_FS`).
     fn fs(&self) -> &fd::FsState;
 }
+pub mod files;
+
+// In-kernel tests of each arch's user-mode edge (raw user code, own hooks).
+#[cfg(all(target_os = "none", target_arch = "aarch64"))]
+mod user_ktests_aarch64;
+#[cfg(all(target_os = "none", target_arch = "x86_64"))]
+mod user_ktests_x86_64;
