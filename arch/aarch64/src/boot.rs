@@ -19,9 +19,9 @@
 //!    1 GiB block(s) holding the image, TTBR1 maps the image at
 //!    `0xffff_ffff_8000_0000` with 2 MiB blocks;
 //! 4. turns the MMU on and jumps to `__high_entry`, which sets the boot stack
-//!    and `VBAR_EL1` and calls [`boot_main`].
+//!    and `VBAR_EL1` and calls `boot_main`.
 //!
-//! [`boot_main`] (Rust, high half) then builds the real tables in `mm` (W^X
+//! `boot_main` (Rust, high half) then builds the real tables in `mm` (W^X
 //! 4 KiB pages for the image, the direct map, an empty TTBR0), switches to
 //! them, and calls the kernel's entry (named with `entry!`).
 

@@ -11,8 +11,12 @@
 //! loaded x30. The CPU's innermost `trap::catch_fault` context is switched
 //! with them: it belongs to the thread that called `catch_fault`, so a
 //! thread blocking inside one cannot have its recovery point taken by the
-//! next thread's fault. A new context's x30 is `__context_start`, which calls
-//! `entry(arg)` with IRQs unmasked.
+//! next thread's fault. So is the user TLS register TPIDR_EL0 (`user::tls`;
+//! the kernel itself never uses it): one `mrs`/`msr` pair per switch, no
+//! check whether the thread ever ran in user mode. (SP_EL1 at EL0 needs no
+//! slot: it is the SP saved here, see `user`.) A new context's x30 is
+//! `__context_start`, which calls `entry(arg)` with IRQs unmasked and
+//! TPIDR_EL0 zero.
 
 use crate::percpu;
 use aarch64_cpu::registers::{Readable, DAIF};
@@ -30,13 +34,15 @@ pub struct Context {
     daif: u64,
     /// This thread's innermost `catch_fault` context (0: none).
     catch: u64,
-    _pad: u64,
+    /// This thread's user TLS register, TPIDR_EL0 (`user::tls`).
+    tls: u64,
 }
 
 // Offsets used by the assembly below.
 const _: () = assert!(core::mem::offset_of!(Context, sp) == 96);
 const _: () = assert!(core::mem::offset_of!(Context, daif) == 104);
 const _: () = assert!(core::mem::offset_of!(Context, catch) == 112);
+const _: () = assert!(core::mem::offset_of!(Context, tls) == 120);
 
 global_asm!(
     r#"
@@ -55,9 +61,11 @@ __context_switch:
     stp     x9, x10, [x0, #96]
     mrs     x11, tpidr_el1
     ldr     x12, [x11, #{catch}]
-    str     x12, [x0, #112]
-    ldr     x12, [x1, #112]
+    mrs     x13, tpidr_el0
+    stp     x12, x13, [x0, #112]
+    ldp     x12, x13, [x1, #112]
     str     x12, [x11, #{catch}]
+    msr     tpidr_el0, x13
     ldp     x19, x20, [x1, #0]
     ldp     x21, x22, [x1, #16]
     ldp     x23, x24, [x1, #32]
@@ -103,7 +111,7 @@ impl Context {
             sp: (stack_top & !0xf) as u64,
             daif: DAIF.get() & !DAIF_I,
             catch: 0,
-            _pad: 0,
+            tls: 0,
         }
     }
 }

@@ -6,9 +6,13 @@
 //! eager*:
 //!
 //! * `CPACR_EL1.FPEN` traps FP/SIMD at EL0 and EL1 while the running thread
-//!   has never used it. Its first FP instruction traps (ESR class 0x07); the
-//!   vector enables FP, zeroes the registers (no state leaks from the
-//!   previous user) and retries the instruction ([`first_use`]).
+//!   has never used it. Its first FP instruction traps (ESR class 0x07, at
+//!   EL1 through `trap`, at EL0 through `user`); the vector enables FP,
+//!   zeroes the registers and FPCR/FPSR (no state leaks from the previous
+//!   user; the app starts with FPCR = FPSR = 0 as on Linux) and retries the
+//!   instruction (`first_use`). The kernel never touches these registers
+//!   while handling a system call, so a user thread's values stay live in
+//!   the CPU across kernel entries and are saved only by [`save`].
 //! * [`save`] stores the registers only when FP is enabled, i.e. the
 //!   outgoing thread has used FP, and marks its state live.
 //! * [`restore`] loads a live state and enables FP, or disables FP (trap

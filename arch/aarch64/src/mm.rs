@@ -4,7 +4,7 @@
 //!
 //! | range | what |
 //! |---|---|
-//! | `0 .. 0x0000_ffff_ffff_ffff` | user half (TTBR0): an empty table for now; the app later |
+//! | `0 .. 0x0000_ffff_ffff_ffff` | user half (TTBR0): the app's pages (`map_page` with `user: true`) |
 //! | `0xffff_0000_0000_0000 + pa` | direct map of RAM: Normal WB, RW, never executable |
 //! | `0xffff_8000_0000_0000 ..` | MMIO window (`map_mmio`): Device-nGnRE, RW, never executable |
 //! | `0xffff_a000_0000_0000 ..` | [`KERNEL_VM_BASE`]: the kernel's own `map_page` areas (thread stacks, ktests) |
@@ -16,11 +16,17 @@
 //! respectively, with tables from a static pool in `.bss` (no allocator exists
 //! that early). `map_page` takes its tables from the caller's allocator.
 //!
-//! TTBR0 stays enabled (TCR_EL1.EPD0 = 0) and points at an empty L0 table:
-//! a user-half access from the kernel takes a translation fault, and the
-//! app's mappings later go into the same table (one address space, no
-//! switch). PAN (when the CPU has it) stops the kernel touching user pages
-//! by accident.
+//! TTBR0 stays enabled (TCR_EL1.EPD0 = 0, T0SZ = 16, the same granule and
+//! cacheability as TTBR1) and points at one L0 table set at boot and never
+//! switched: the app's pages go there (one address space). User pages are
+//! `AP[1]` (EL0) pages: readable, writable if asked, always PXN (the kernel
+//! never executes them) and UXN unless executable. ASID 0 and global
+//! entries everywhere: nothing is ever switched, so nG buys nothing. PAN
+//! (when the CPU has it) stops the kernel touching user pages except
+//! through `user`'s unprivileged copies. Making a user page executable
+//! (`map_page`, `protect_page`) first cleans the frame's D-cache lines and
+//! invalidates its I-cache lines to the point of unification through the
+//! direct map, as Linux does, so code the kernel wrote is what EL0 fetches.
 //!
 //! Table walks by software never take a lock: tables are never freed, so a
 //! concurrent walk sees either the old or the new entry. Changes are
@@ -561,9 +567,47 @@ pub fn map_page(
     if read_entry(e) & VALID != 0 {
         return Err(MapError::AlreadyMapped);
     }
+    if flags.user && flags.execute {
+        sync_icache_frame(pa);
+    }
     write_entry(e, pa | leaf_bits(flags) | TABLE_OR_PAGE);
     publish();
     Ok(())
+}
+
+/// Makes the instructions in the RAM frame at `pa` visible to instruction
+/// fetch at any VA: D-cache clean and I-cache invalidate to the point of
+/// unification, by the frame's direct-map address (both broadcast to the
+/// inner-shareable domain), skipped where CTR_EL0 says the CPU keeps them
+/// coherent (IDC, DIC). Frames outside the direct map are left alone.
+fn sync_icache_frame(pa: u64) {
+    let va = phys_to_virt(pa);
+    if pa >= DIRECT_MAP_SIZE || walk(va).is_none() {
+        return;
+    }
+    let ctr: u64;
+    // SAFETY: reads CTR_EL0.
+    unsafe { asm!("mrs {}, ctr_el0", out(reg) ctr, options(nomem, nostack, preserves_flags)) };
+    let dline = 4usize << ((ctr >> 16) & 0xf);
+    let iline = 4usize << (ctr & 0xf);
+    if ctr & (1 << 28) == 0 {
+        for line in (va..va + PAGE_SIZE).step_by(dline) {
+            // SAFETY: cache maintenance on a mapped direct-map address.
+            unsafe { asm!("dc cvau, {}", in(reg) line, options(nostack, preserves_flags)) };
+        }
+    }
+    // SAFETY: barrier only.
+    unsafe { asm!("dsb ish", options(nostack, preserves_flags)) };
+    if ctr & (1 << 29) == 0 {
+        for line in (va..va + PAGE_SIZE).step_by(iline) {
+            // SAFETY: as above.
+            unsafe { asm!("ic ivau, {}", in(reg) line, options(nostack, preserves_flags)) };
+        }
+        // SAFETY: barrier only.
+        unsafe { asm!("dsb ish", options(nostack, preserves_flags)) };
+    }
+    // SAFETY: barrier only.
+    unsafe { asm!("isb", options(nostack, preserves_flags)) };
 }
 
 /// The level-3 entry of a 4 KiB mapping at `va` (not a block), if any.
@@ -582,7 +626,8 @@ fn page_entry(va: usize) -> Option<*mut u64> {
 }
 
 /// Removes the 4 KiB mapping at `va` (made by `map_page`) and returns its
-/// frame. Block mappings and the arch's own regions are left alone.
+/// frame. Block mappings and the arch's own regions are left alone. The
+/// TLB entry is invalidated on every CPU (`TLBI VAAE1IS`, broadcast).
 pub fn unmap_page(va: usize) -> Option<u64> {
     if !va.is_multiple_of(PAGE_SIZE) || reserved(va) {
         return None;
@@ -601,6 +646,9 @@ pub fn protect_page(va: usize, flags: PageFlags) -> Result<(), MapError> {
     let _state = STATE.lock();
     let e = page_entry(va).ok_or(MapError::BadAddress)?;
     let old = read_entry(e);
+    if flags.user && flags.execute {
+        sync_icache_frame(old & ADDR_MASK);
+    }
     let attrs = old & ATTR_INDEX_MASK;
     let new = (old & ADDR_MASK) | (leaf_bits(flags) & !ATTR_INDEX_MASK) | attrs | TABLE_OR_PAGE;
     write_entry(e, new);

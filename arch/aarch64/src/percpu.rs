@@ -1,6 +1,6 @@
 //! Per-CPU data through `TPIDR_EL1`.
 //!
-//! `TPIDR_EL1` points at this CPU's [`CpuLocal`], a small arch-owned block
+//! `TPIDR_EL1` points at this CPU's `CpuLocal`, a small arch-owned block
 //! in a static array (slot 0 is the boot CPU, secondaries get the next free
 //! slot in `smp::start_cpu`). Its first word is the kernel's per-CPU
 //! pointer ([`set_base`] / [`base`]: one `mrs` and one `ldr`); the rest is
@@ -41,9 +41,9 @@ pub(crate) struct CpuLocal {
     pub(crate) gic_v2_mask: AtomicU8,
 }
 
-/// Offset of `overflow_stack_top` in [`CpuLocal`] (used by `trap`'s asm).
+/// Offset of `overflow_stack_top` in `CpuLocal` (used by `trap`'s asm).
 pub(crate) const OVERFLOW_STACK_TOP_OFFSET: usize = 8;
-/// Offset of `catch` in [`CpuLocal`] (switched by `context`'s asm).
+/// Offset of `catch` in `CpuLocal` (switched by `context`'s asm).
 pub(crate) const CATCH_OFFSET: usize = core::mem::offset_of!(CpuLocal, catch);
 const _: () = assert!(core::mem::offset_of!(CpuLocal, kernel_base) == 0);
 const _: () =

@@ -27,8 +27,9 @@ pub const MAIR_VALUE: u64 = MAIR_EL1::Attr0_Normal_Outer::WriteBack_NonTransient
 /// TCR_EL1 for 48-bit VAs in both halves, 4 KiB granules, inner-shareable
 /// write-back table walks. IPS is filled in at boot from
 /// ID_AA64MMFR0_EL1.PARange (capped at 48 bits). TTBR0 walks stay enabled
-/// (EPD0 = 0): TTBR0 points at an empty table, so a stray user-half access
-/// takes a clean translation fault, and the user half is ready for the app.
+/// (EPD0 = 0): TTBR0 holds the one user table (`mm`), set at boot and never
+/// switched; ASIDs come from TTBR0 (A1 = 0) and are always 0; no top-byte
+/// ignore for user addresses (TBI0 = 0).
 pub const TCR_VALUE: u64 = TCR_EL1::T0SZ.val(16).value
     | TCR_EL1::TG0::KiB_4.value
     | TCR_EL1::SH0::Inner.value

@@ -3,13 +3,14 @@
 //! Every vector saves the full register frame ([`TrapFrame`]: x0-x30,
 //! SP_EL0, ELR_EL1, SPSR_EL1) on the current stack, plus a frame record
 //! (x29, ELR) so a backtrace walks through the exception into the
-//! interrupted code, then calls [`trap_dispatch`].
+//! interrupted code, then calls `trap_dispatch` (from EL1) or `user`'s
+//! entry (from EL0, where the frame record ends the chain instead).
 //!
 //! * Synchronous exceptions are decoded from ESR_EL1/FAR_EL1 into a
 //!   [`Fault`]. A kernel-mode fault inside `catch_fault` resumes at the
 //!   catch point (setjmp-style: callee-saved registers and SP restored, no
 //!   unwinding); any other fault goes to the kernel's [`TrapHandler`].
-//! * IRQs are acknowledged at the GIC (`irq`) and handed on as [`Interrupt`].
+//! * IRQs are acknowledged at the GIC (`irq`) and handed on as `Interrupt`s.
 //! * An FP/SIMD access trap (ESR class 0x07) is a thread's first FP use:
 //!   `fpu` enables FP and the instruction is retried.
 //! * Stack overflow: the EL1 synchronous vector first checks, with
@@ -19,8 +20,11 @@
 //!   kernel's handler gets the fault, its address in the guard page; the
 //!   thread is never resumed. (IRQs need no check: an IRQ frame that does
 //!   not fit faults, and that fault takes this path.)
-//! * FIQ, SError, and exceptions taken with SP_EL0 at EL1 (never used) are
-//!   fatal.
+//! * Exceptions from EL0 (AArch64) have their own entry, in `user`: system
+//!   calls and user faults go to the kernel's user-mode hooks, never to the
+//!   [`TrapHandler`]; IRQs from EL0 share `interrupt` with EL1.
+//! * FIQ, SError, exceptions from AArch32 EL0 and exceptions taken with
+//!   SP_EL0 at EL1 (never used) are fatal.
 //!
 //! `catch_fault`'s recovery point is per CPU (`percpu`) and is switched
 //! with the thread by `context::switch`.
@@ -47,7 +51,7 @@ const _: () = assert!(core::mem::size_of::<TrapFrame>() == 272);
 
 global_asm!(
     r#"
-.macro SKIFF_VECTOR_BODY kind
+.macro SKIFF_VECTOR_BODY kind, target=__trap_common
     sub     sp, sp, #288
     stp     x0, x1, [sp, #0]
     stp     x2, x3, [sp, #16]
@@ -65,12 +69,12 @@ global_asm!(
     stp     x26, x27, [sp, #208]
     stp     x28, x29, [sp, #224]
     mov     x1, #\kind
-    b       __trap_common
+    b       \target
 .endm
 
-.macro SKIFF_VECTOR kind
+.macro SKIFF_VECTOR kind, target=__trap_common
     .balign 0x80
-    SKIFF_VECTOR_BODY \kind
+    SKIFF_VECTOR_BODY \kind, \target
 .endm
 
     .section .text.vectors, "ax"
@@ -98,10 +102,11 @@ __exception_vectors:
     SKIFF_VECTOR 5
     SKIFF_VECTOR 6
     SKIFF_VECTOR 7
-    SKIFF_VECTOR 8
-    SKIFF_VECTOR 9
-    SKIFF_VECTOR 10
-    SKIFF_VECTOR 11
+    // 8-11: from EL0 (AArch64), on the thread's kernel stack: `user`.
+    SKIFF_VECTOR 8, __user_entry
+    SKIFF_VECTOR 9, __user_entry
+    SKIFF_VECTOR 10, __user_entry
+    SKIFF_VECTOR 11, __user_entry
     SKIFF_VECTOR 12
     SKIFF_VECTOR 13
     SKIFF_VECTOR 14
@@ -273,13 +278,23 @@ const EC_UNKNOWN: u64 = 0x00;
 const EC_FP_ACCESS: u64 = 0x07;
 const EC_ILLEGAL_STATE: u64 = 0x0e;
 const EC_SVC64: u64 = 0x15;
+const EC_SYSREG: u64 = 0x18;
 const EC_IABT_LOWER: u64 = 0x20;
 const EC_IABT_SAME: u64 = 0x21;
 const EC_PC_ALIGN: u64 = 0x22;
 const EC_DABT_LOWER: u64 = 0x24;
 const EC_DABT_SAME: u64 = 0x25;
 const EC_SP_ALIGN: u64 = 0x26;
+const EC_FP_EXC64: u64 = 0x2c;
+const EC_BKPT_LOWER: u64 = 0x30;
+const EC_BKPT_SAME: u64 = 0x31;
+const EC_STEP_LOWER: u64 = 0x32;
+const EC_STEP_SAME: u64 = 0x33;
+const EC_WATCH_LOWER: u64 = 0x34;
+const EC_WATCH_SAME: u64 = 0x35;
 const EC_BRK: u64 = 0x3c;
+/// Data/instruction abort status code of an alignment fault.
+const FSC_ALIGNMENT: u64 = 0x21;
 
 /// Decodes a synchronous exception (ESR_EL1, FAR_EL1) into a [`Fault`].
 pub fn decode_fault(esr: u64, far: u64, pc: u64, user: bool) -> Fault {
@@ -296,7 +311,11 @@ pub fn decode_fault(esr: u64, far: u64, pc: u64, user: bool) -> Fault {
                 Access::Read
             };
             let addr = if far_valid { far } else { 0 };
-            ("data abort", access, addr, fsc >> 2 == 0b0011)
+            if fsc == FSC_ALIGNMENT {
+                ("alignment fault", access, addr, false)
+            } else {
+                ("data abort", access, addr, fsc >> 2 == 0b0011)
+            }
         }
         EC_IABT_LOWER | EC_IABT_SAME => {
             let addr = if far_valid { far } else { 0 };
@@ -313,7 +332,11 @@ pub fn decode_fault(esr: u64, far: u64, pc: u64, user: bool) -> Fault {
         EC_SVC64 => ("svc", Access::None, 0, false),
         EC_PC_ALIGN => ("pc alignment", Access::Execute, far, false),
         EC_SP_ALIGN => ("sp alignment", Access::None, 0, false),
-        EC_BRK => ("breakpoint", Access::None, 0, false),
+        EC_SYSREG => ("system register access", Access::None, 0, false),
+        EC_FP_EXC64 => ("fp exception", Access::None, 0, false),
+        EC_BRK | EC_BKPT_LOWER | EC_BKPT_SAME => ("breakpoint", Access::None, 0, false),
+        EC_STEP_LOWER | EC_STEP_SAME => ("software step", Access::None, 0, false),
+        EC_WATCH_LOWER | EC_WATCH_SAME => ("watchpoint", Access::None, far, false),
         _ => ("synchronous exception", Access::None, 0, false),
     };
     Fault {
@@ -328,14 +351,14 @@ pub fn decode_fault(esr: u64, far: u64, pc: u64, user: bool) -> Fault {
 }
 
 /// Called by `__trap_common` with the saved frame and the vector number
-/// (0-3 EL1 with SP_EL0, 4-7 EL1 with SP_EL1, 8-11 EL0 AArch64, 12-15 EL0
-/// AArch32; within each group: sync, IRQ, FIQ, SError).
+/// (0-3 EL1 with SP_EL0, 4-7 EL1 with SP_EL1, 12-15 EL0 AArch32; within
+/// each group: sync, IRQ, FIQ, SError). Exceptions from EL0 in AArch64
+/// (8-11) go to `user` instead and never reach this function.
 extern "C" fn trap_dispatch(frame: &mut TrapFrame, vector: u64) {
-    let user = (8..16).contains(&vector);
     match (vector, vector & 3) {
         (VECTOR_STACK_OVERFLOW, _) => stack_overflow(frame),
-        (4..=11, 0) => sync_exception(frame, user),
-        (4..=11, 1) => interrupt(),
+        (4..=7, 0) => sync_exception(frame),
+        (4..=7, 1) => interrupt(),
         _ => {
             let esr = ESR_EL1.get();
             fatal(frame, "unexpected exception", vector, esr)
@@ -367,26 +390,25 @@ fn stack_overflow(frame: &mut TrapFrame) {
     fault_panic(frame, &fault)
 }
 
-fn sync_exception(frame: &mut TrapFrame, user: bool) {
+/// A synchronous exception at EL1 (kernel mode).
+fn sync_exception(frame: &mut TrapFrame) {
     let esr = ESR_EL1.get();
     if (esr >> 26) & 0x3f == EC_FP_ACCESS {
         // The running thread's first FP/SIMD instruction (see `fpu`).
         fpu::first_use();
         return;
     }
-    let fault = decode_fault(esr, FAR_EL1.get(), frame.elr, user);
-    if !user {
-        let ctx: *mut CatchContext = catch_slot()
-            .swap(core::ptr::null_mut(), Ordering::SeqCst)
-            .cast();
-        if !ctx.is_null() {
-            // SAFETY: `ctx` is the live `CatchContext` of the innermost
-            // `catch_fault` on this CPU (its frame is below us on the stack).
-            unsafe { (*ctx).fault = Some(fault) };
-            frame.x[0] = ctx as u64;
-            frame.elr = __catch_landing as *const () as u64;
-            return;
-        }
+    let fault = decode_fault(esr, FAR_EL1.get(), frame.elr, false);
+    let ctx: *mut CatchContext = catch_slot()
+        .swap(core::ptr::null_mut(), Ordering::SeqCst)
+        .cast();
+    if !ctx.is_null() {
+        // SAFETY: `ctx` is the live `CatchContext` of the innermost
+        // `catch_fault` on this CPU (its frame is below us on the stack).
+        unsafe { (*ctx).fault = Some(fault) };
+        frame.x[0] = ctx as u64;
+        frame.elr = __catch_landing as *const () as u64;
+        return;
     }
     match HANDLER.get() {
         Some(h) => match h.fault(&fault) {
@@ -397,7 +419,9 @@ fn sync_exception(frame: &mut TrapFrame, user: bool) {
     }
 }
 
-fn interrupt() {
+/// An IRQ, from EL1 or (through `user`) from EL0: acknowledge, hand it to
+/// the kernel (which may switch threads), IRQs masked throughout.
+pub(crate) fn interrupt() {
     // A fault inside an interrupt handler must not resume an unrelated
     // `catch_fault` of the interrupted code.
     // The kernel may switch threads inside `h.interrupt` (and resume this

@@ -1,10 +1,14 @@
 //! Thread context switch: the callee-saved registers, RFLAGS and the stack
-//! pointer. FP/SIMD state is separate ([`crate::fpu`]); the kernel is
-//! soft-float, so nothing else needs saving here.
+//! pointer, plus the two pieces of per-thread state user mode needs: the
+//! FS base (user TLS) and the thread's kernel stack top, which becomes
+//! TSS.rsp0 and the `syscall` stack of the CPU the thread runs on. FP/SIMD
+//! state is separate ([`crate::fpu`]); the kernel is soft-float.
 //!
-//! A saved context is just a stack pointer: `switch` pushes RBP, RBX,
-//! R12-R15 and RFLAGS on the old stack, stores RSP, loads the new RSP and
-//! pops the same frame. A fresh context ([`Context::new`]) is a hand-built
+//! `switch` pushes RBP, RBX, R12-R15 and RFLAGS on the old stack, stores
+//! RSP, saves the FS base (`rdfsbase`, or the per-CPU shadow when
+//! CR4.FSGSBASE is off, since then only `user::set_tls` changes it), loads
+//! the new thread's FS base (the MSR only when it differs), kernel stack top
+//! and RSP, and pops the same frame. A fresh context ([`Context::new`]) is a hand-built
 //! frame whose return address is `skiff_x86_thread_start`, which calls
 //! `entry(arg)` with interrupts enabled (RFLAGS.IF set in the frame).
 
@@ -15,7 +19,12 @@ use core::arch::global_asm;
 #[derive(Debug, Default)]
 #[repr(C)]
 pub struct Context {
+    /// Saved stack pointer (offset 0 in the assembly).
     rsp: usize,
+    /// Top of the thread's kernel stack, 0 if unknown (offset 8).
+    kstack_top: usize,
+    /// User FS base (offset 16).
+    fs_base: usize,
 }
 
 /// RFLAGS of a new thread: IF (bit 9) plus the always-one bit 1.
@@ -37,6 +46,27 @@ skiff_x86_switch:
     push %r15
     pushfq
     mov %rsp, (%rdi)
+    cmpb $0, {fsgsbase}(%rip)
+    je 1f
+    rdfsbase %rax
+    mov %rax, 16(%rdi)
+    mov 16(%rsi), %rax
+    wrfsbase %rax
+    jmp 2f
+1:  mov %gs:{fs_shadow}, %rax
+    mov %rax, 16(%rdi)
+    mov 16(%rsi), %rax
+    cmp %rax, %gs:{fs_shadow}
+    je 2f
+    mov %rax, %gs:{fs_shadow}
+    mov %rax, %rdx
+    shr $32, %rdx
+    mov ${fs_msr}, %ecx
+    wrmsr
+2:  mov 8(%rsi), %rax
+    mov %rax, %gs:{kstack}
+    mov %gs:{tss_rsp0}, %rcx
+    mov %rax, (%rcx)
     mov (%rsi), %rsp
     popfq
     pop %r15
@@ -56,6 +86,11 @@ skiff_x86_thread_start:
     push $0
     jmp *%r13
     "#,
+    fsgsbase = sym crate::user::SKIFF_X86_FSGSBASE,
+    fs_shadow = const crate::percpu::OFF_FS_BASE,
+    kstack = const crate::percpu::OFF_KSTACK_TOP,
+    tss_rsp0 = const crate::percpu::OFF_TSS_RSP0,
+    fs_msr = const crate::percpu::IA32_FS_BASE,
     options(att_syntax)
 );
 
@@ -87,7 +122,11 @@ impl Context {
         // (checked by nothing but the contract); the frame fits in its top
         // 64 bytes.
         unsafe { core::ptr::copy_nonoverlapping(frame.as_ptr(), rsp as *mut usize, FRAME_WORDS) };
-        Context { rsp }
+        Context {
+            rsp,
+            kstack_top: stack_top,
+            fs_base: 0,
+        }
     }
 }
 

@@ -67,6 +67,7 @@ pub(crate) mod feature {
     pub const TSC_DEADLINE: u32 = 1 << 4;
     pub const PGE: u32 = 1 << 5;
     pub const INVARIANT_TSC: u32 = 1 << 6;
+    pub const FSGSBASE: u32 = 1 << 7;
 }
 
 static FEATURES: AtomicU32 = AtomicU32::new(0);
@@ -87,6 +88,9 @@ pub(crate) fn detect_features() {
     }
     if max_basic >= 7 {
         let l7 = cpuid(7, 0);
+        if l7.ebx & 1 != 0 {
+            f |= feature::FSGSBASE;
+        }
         if l7.ebx & (1 << 7) != 0 {
             f |= feature::SMEP;
         }

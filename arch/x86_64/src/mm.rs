@@ -1,6 +1,9 @@
 //! The kernel's page tables (4-level paging).
 //!
 //! Layout (see docs/arch-contract.md):
+//! * `0 .. 1 << 47` — the app's pages ([`map_page`] with `PageFlags::user`):
+//!   U set at every table level on the way, never GLOBAL; SMEP/SMAP (when
+//!   the CPU has them) keep the kernel out except through `user::copy_*`.
 //! * `0xffff_8000_0000_0000 + pa` — direct map, RW+NX, 2 MiB pages; the first
 //!   4 GiB at boot, more RAM through [`map_direct`].
 //! * `0xffff_c000_0000_0000 ..` — MMIO window ([`map_mmio`]), 4 KiB, PCD|PWT.
@@ -307,16 +310,23 @@ pub(crate) fn init() {
     if cpu::has(feature::SMEP) {
         cr4 |= Cr4Flags::SUPERVISOR_MODE_EXECUTION_PROTECTION;
     }
-    // With SMAP on, the kernel must bracket any user access with stac/clac;
-    // there are no user pages yet.
+    // With SMAP on, the kernel touches user pages only inside the stac/clac
+    // brackets of `user::copy_*`.
     if cpu::has(feature::SMAP) {
         cr4 |= Cr4Flags::SUPERVISOR_MODE_ACCESS_PREVENTION;
     }
-    // SAFETY: only enables protections; every kernel mapping is supervisor.
+    // rd/wrfsbase for the per-thread user TLS (`context::switch`). User
+    // code may use them too (as on Linux); see docs/arch-contract.md.
+    if cpu::has(feature::FSGSBASE) {
+        cr4 |= Cr4Flags::FSGSBASE;
+    }
+    // SAFETY: only enables protections (and the FS/GS base instructions);
+    // every kernel mapping is supervisor. APs copy this CR4 (`smp.rs`).
     unsafe {
         Cr4::write(cr4);
         Cr0::update(|f| *f |= Cr0Flags::WRITE_PROTECT);
     }
+    crate::user::SKIFF_X86_FSGSBASE.store(cpu::has(feature::FSGSBASE), Ordering::Relaxed);
 }
 
 fn global() -> F {
@@ -459,7 +469,8 @@ pub fn protect_page(va: usize, flags: PageFlags) -> Result<(), MapError> {
     if flags.write && flags.execute {
         return Err(MapError::WriteExecute);
     }
-    if !va.is_multiple_of(PAGE_SIZE) {
+    // User pages live below 1 << 47 only (their tables carry the U bit).
+    if !va.is_multiple_of(PAGE_SIZE) || (flags.user && va >= 1 << 47) {
         return Err(MapError::BadAddress);
     }
     cpu::without_interrupts(|| {

@@ -1,7 +1,10 @@
 //! Exceptions and interrupts: the IDT, one assembly stub per vector that
 //! saves a full [`TrapFrame`], the Rust dispatcher that decodes exceptions
 //! into [`Fault`]s and interrupts into [`Interrupt`]s for the kernel's
-//! [`TrapHandler`], and `catch_fault` (setjmp-style recovery).
+//! [`TrapHandler`], and `catch_fault` (setjmp-style recovery). Entries from
+//! ring 3 take their own path (`trap_from_user` below, then
+//! `user::user_trap`): user faults go to the kernel's user hooks, never to
+//! `TrapHandler::fault`.
 //!
 //! Vector map: 0-31 exceptions, 0x20-0x2f the (masked, remapped) legacy PIC,
 //! `irq::DEVICE_VECTOR_BASE`.. IOAPIC GSIs, `timer::VECTOR` the local timer,
@@ -16,38 +19,21 @@ use spin::Once;
 use x86_64::structures::idt::InterruptDescriptorTable;
 use x86_64::VirtAddr;
 
-/// Registers saved by the entry stubs, lowest address first.
-#[derive(Debug, Clone, Copy)]
-#[repr(C)]
-pub struct TrapFrame {
-    pub r15: u64,
-    pub r14: u64,
-    pub r13: u64,
-    pub r12: u64,
-    pub r11: u64,
-    pub r10: u64,
-    pub r9: u64,
-    pub r8: u64,
-    pub rbp: u64,
-    pub rdi: u64,
-    pub rsi: u64,
-    pub rdx: u64,
-    pub rcx: u64,
-    pub rbx: u64,
-    pub rax: u64,
-    pub vector: u64,
-    pub error: u64,
-    pub rip: u64,
-    pub cs: u64,
-    pub rflags: u64,
-    pub rsp: u64,
-    pub ss: u64,
-}
+/// Registers saved by the entry stubs, lowest address first: the same
+/// layout as a user entry's [`crate::user::UserRegs`] (one type).
+pub type TrapFrame = crate::user::UserRegs;
 
 // Stub `n` sits at `skiff_trap_stubs + 16 * n`: it pushes a zero error code
 // when the CPU does not, pushes the vector and joins `trap_common`, which
 // saves the general registers, links a frame-pointer record for the
 // interrupted pc (so backtraces run through traps), and calls the dispatcher.
+//
+// From ring 3 (RPL 3 in the saved CS) `trap_common` first does `swapgs` and
+// moves the 7-word frame (vector, error, RIP, CS, RFLAGS, RSP, SS) to the
+// thread's kernel stack top, where the CPU already put it unless the vector
+// uses an IST stack (#PF, NMI, #DF): user faults may block and switch
+// threads, which a per-CPU IST stack cannot survive. It then saves a full
+// `UserRegs` there and leaves through `skiff_x86_user_return` (`user.rs`).
 global_asm!(
     r#"
     .section .text.skiff_trap, "ax"
@@ -68,6 +54,8 @@ skiff_trap_stubs:
 
     .balign 16
 trap_common:
+    testb $3, 24(%rsp)
+    jnz trap_from_user
     push %rax
     push %rbx
     push %rcx
@@ -108,6 +96,41 @@ trap_common:
     add $16, %rsp
     iretq
 
+trap_from_user:
+    swapgs
+    mov %rax, %gs:{scratch}
+    mov %rsp, %rax
+    mov %gs:{kstack}, %rsp
+    /* Top-down, so the copy onto itself (non-IST vectors) is harmless. */
+    pushq 48(%rax)
+    pushq 40(%rax)
+    pushq 32(%rax)
+    pushq 24(%rax)
+    pushq 16(%rax)
+    pushq 8(%rax)
+    pushq 0(%rax)
+    mov %gs:{scratch}, %rax
+    push %rax
+    push %rbx
+    push %rcx
+    push %rdx
+    push %rsi
+    push %rdi
+    push %rbp
+    push %r8
+    push %r9
+    push %r10
+    push %r11
+    push %r12
+    push %r13
+    push %r14
+    push %r15
+    cld
+    mov %rsp, %rdi
+    xor %ebp, %ebp
+    call {user_trap}
+    jmp skiff_x86_user_return
+
     /* skiff_x86_catch_call(f: extern "C" fn(usize), arg, resume_rsp: *mut u64) -> u64
      * Returns 0 when f returned, 1 when the dispatcher resumed at
      * skiff_x86_catch_resume after a fault (rsp restored from *resume_rsp). */
@@ -140,8 +163,16 @@ skiff_x86_catch_resume:
     pop %rbp
     ret
     "#,
+    scratch = const crate::percpu::OFF_SCRATCH,
+    kstack = const crate::percpu::OFF_KSTACK_TOP,
+    user_trap = sym skiff_x86_user_trap,
     options(att_syntax)
 );
+
+/// The Rust side of a ring-3 entry through the IDT (see `trap_from_user`).
+extern "C" fn skiff_x86_user_trap(regs: &mut TrapFrame) {
+    crate::user::user_trap(regs)
+}
 
 extern "C" {
     fn skiff_x86_catch_call(f: extern "C" fn(usize), arg: usize, resume_rsp: *mut u64) -> u64;
@@ -174,7 +205,10 @@ pub(crate) fn init() {
             idt.non_maskable_interrupt
                 .set_handler_addr(stub(2))
                 .set_stack_index(gdt::IST_NMI);
-            idt.breakpoint.set_handler_addr(stub(3));
+            // `int3` is allowed from ring 3 (a user #BP, as on Linux).
+            idt.breakpoint
+                .set_handler_addr(stub(3))
+                .set_privilege_level(x86_64::PrivilegeLevel::Ring3);
             idt.overflow.set_handler_addr(stub(4));
             idt.bound_range_exceeded.set_handler_addr(stub(5));
             idt.invalid_opcode.set_handler_addr(stub(6));
@@ -301,7 +335,7 @@ fn exception_name(vector: u64) -> &'static str {
     }
 }
 
-fn decode(frame: &TrapFrame) -> Fault {
+pub(crate) fn decode(frame: &TrapFrame) -> Fault {
     let vector = frame.vector;
     let (access, addr, protection) = if vector == 14 {
         let err = frame.error;
@@ -414,13 +448,30 @@ fn exception(frame: &mut TrapFrame) {
     );
 }
 
-/// The Rust side of every stub, called on the interrupted stack (or an IST
-/// stack) with interrupts off.
+/// A double fault or machine check taken in user mode: dump and panic.
+pub(crate) fn fatal_user(frame: &TrapFrame) -> ! {
+    let fault = decode(frame);
+    dump(&fault, frame);
+    panic!(
+        "unhandled {} in user mode at pc={:#x}",
+        fault.name, fault.pc
+    );
+}
+
+/// The Rust side of every stub for kernel-mode entries, called on the
+/// interrupted stack (or an IST stack) with interrupts off.
 #[no_mangle]
 extern "C" fn skiff_x86_trap(frame: &mut TrapFrame) {
-    let vector = frame.vector;
+    match frame.vector {
+        0..=31 => exception(frame),
+        v => interrupt(v),
+    }
+}
+
+/// Decodes interrupt vector `vector` (32..=255), acknowledges it and hands
+/// it to the kernel's handler. Interrupts off.
+pub(crate) fn interrupt(vector: u64) {
     let irq = match vector {
-        0..=31 => return exception(frame),
         // The legacy PIC is remapped here and fully masked; anything that
         // still arrives is its spurious IRQ 7/15 and needs no EOI.
         0x20..=0x2f => return,
