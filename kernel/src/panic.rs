@@ -1,5 +1,6 @@
-//! The kernel panic handler: message, backtrace (addresses here; the host
-//! runner prints the function names, see docs/debugging.md), exit status 255.
+//! The kernel panic handler: other CPUs halted (`arch::smp::stop_others`),
+//! message, backtrace (addresses here; the host runner prints the function
+//! names, see docs/debugging.md), exit status 255.
 
 use crate::{arch, console::print_unlocked};
 use core::panic::PanicInfo;
@@ -14,7 +15,11 @@ fn panic(info: &PanicInfo) -> ! {
         arch::early_print("skiff: panic while panicking\n");
         arch::power::exit(crate::EXIT_KERNEL_PANIC);
     }
+    // Other CPUs halt, so they neither print over the report nor go on
+    // with state the panic found broken.
+    let stopped = arch::smp::stop_others();
     print_unlocked(format_args!("skiff: kernel panic: {info}\n"));
+    print_unlocked(format_args!("panic: other_cpus_stopped={stopped}\n"));
     let mut n = 0;
     arch::backtrace::walk(32, &mut |pc| {
         print_unlocked(format_args!("backtrace: #{n} pc={pc:#x}\n"));

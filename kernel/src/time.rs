@@ -110,3 +110,27 @@ fn program_request() {
         c => arch::timer::set_oneshot(c),
     }
 }
+
+/// Unix time in ns when the counter read `WALL_COUNTER`; 0: no wall clock
+/// (CLOCK_REALTIME then counts from the epoch at boot).
+static WALL_NS: AtomicU64 = AtomicU64::new(0);
+static WALL_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// Sets the wall clock: it read `unix_ns` when the counter read `counter`.
+/// Called once at boot, before other CPUs start (a later clock_settime
+/// would need a seqlock around the pair).
+pub fn set_wall_clock(unix_ns: u64, counter: u64) {
+    WALL_COUNTER.store(counter, Ordering::Relaxed);
+    WALL_NS.store(unix_ns, Ordering::Release);
+}
+
+/// CLOCK_REALTIME in ns since the Unix epoch (UTC), from the platform's
+/// boot-time wall clock (CMOS RTC, PL031) advanced by the counter.
+pub fn realtime_ns() -> u64 {
+    let base = WALL_NS.load(Ordering::Acquire);
+    if base == 0 {
+        return now_ns();
+    }
+    let since = arch::cpu::counter().wrapping_sub(WALL_COUNTER.load(Ordering::Relaxed));
+    base.saturating_add(ticks_to_ns(since))
+}

@@ -15,12 +15,20 @@
 //! CPU ids are MPIDR affinities in the DT `cpu@N` `reg` layout
 //! (Aff3 << 32 | Aff2 << 16 | Aff1 << 8 | Aff0), which is also PSCI's
 //! `target_cpu` format.
+//!
+//! TLB shootdown needs no IPI here: `tlbi ...is` broadcasts to every CPU in
+//! the inner-shareable domain and `dsb ish` waits for all of them, so
+//! [`tlb_shootdown`] is the same surface as x86's, done by the hardware.
+//! [`stop_others`] sends the [`IPI_STOP`] SGI; the kernel calls
+//! [`handle_ipi`] for every IPI it receives, which halts the CPU once a
+//! stop was requested.
 
 use crate::{boot, cpu, early_console::EarlyWriter, irq, mm, percpu, power, sysreg, timer};
 use aarch64_cpu::registers::{Readable, MAIR_EL1, SCTLR_EL1, TCR_EL1};
 use core::arch::asm;
 use core::fmt::Write;
-use core::sync::atomic::Ordering;
+use core::ops::Range;
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 const PSCI_CPU_ON_64: u32 = 0xc400_0003;
 
@@ -133,10 +141,107 @@ pub fn start_cpu(
     let r =
         power::smccc_call(PSCI_CPU_ON_64, [hw_id, entry_pa, block_pa]).ok_or(SmpError::NoPsci)?;
     match r[0] as i32 {
-        0 => Ok(()),
+        0 => {
+            note_started(slot, hw_id);
+            Ok(())
+        }
         -2 => Err(SmpError::InvalidCpu),
         -4 | -5 => Err(SmpError::AlreadyOn),
         e => Err(SmpError::Firmware(e)),
+    }
+}
+
+// ---- CPUs started, TLB shootdown, stop ----
+
+/// IPI (SGI) number of a TLB shootdown request: unused on aarch64 (the
+/// broadcast `tlbi` does it), reserved so both arches number IPIs alike.
+pub const IPI_TLB: u8 = 13;
+/// IPI (SGI) number of "halt now" ([`stop_others`]).
+pub const IPI_STOP: u8 = 14;
+/// Ranges longer than this many pages are flushed whole.
+pub const TLB_FULL_FLUSH_PAGES: usize = 32;
+
+/// MPIDR affinity of each started CPU, by `percpu` slot; `CPUS_KNOWN`
+/// entries are valid (slot 0, the boot CPU, is filled in by the first
+/// `start_cpu`).
+static CPU_HW: [AtomicU64; percpu::MAX_CPUS] = [const { AtomicU64::new(0) }; percpu::MAX_CPUS];
+static CPUS_KNOWN: AtomicUsize = AtomicUsize::new(0);
+static STOP: AtomicBool = AtomicBool::new(false);
+static STOPPED: AtomicU32 = AtomicU32::new(0);
+
+fn note_started(slot: usize, hw_id: u64) {
+    if CPUS_KNOWN.load(Ordering::Acquire) == 0 {
+        CPU_HW[0].store(this_cpu_hw_id(), Ordering::Relaxed);
+        CPUS_KNOWN.store(1, Ordering::Release);
+    }
+    CPU_HW[slot].store(hw_id, Ordering::Relaxed);
+    CPUS_KNOWN.fetch_max(slot + 1, Ordering::AcqRel);
+}
+
+/// Invalidates `range` (kernel virtual addresses) in the TLB of every CPU
+/// and returns once all have done it (broadcast `tlbi vaae1is` per page, or
+/// `tlbi vmalle1is` past [`TLB_FULL_FLUSH_PAGES`]; `dsb ish` completes it
+/// everywhere). Call it after changing or removing mappings in `range`.
+pub fn tlb_shootdown(range: Range<usize>) {
+    let pages = range.end.saturating_sub(range.start).div_ceil(4096);
+    if pages > TLB_FULL_FLUSH_PAGES {
+        // SAFETY: TLB maintenance only: every entry, every CPU of the
+        // inner-shareable domain.
+        unsafe {
+            asm!(
+                "dsb ishst",
+                "tlbi vmalle1is",
+                "dsb ish",
+                "isb",
+                options(nostack, preserves_flags)
+            )
+        };
+        return;
+    }
+    // SAFETY: barrier only: earlier table writes are visible to the walkers.
+    unsafe { asm!("dsb ishst", options(nostack, preserves_flags)) };
+    let mut va = range.start & !0xfff;
+    while va < range.end {
+        // SAFETY: TLB maintenance for one VA, all ASIDs, broadcast.
+        unsafe {
+            asm!(
+                "tlbi vaae1is, {x}",
+                x = in(reg) ((va >> 12) as u64) & 0x0000_0fff_ffff_ffff,
+                options(nostack, preserves_flags)
+            )
+        };
+        va += 4096;
+    }
+    // SAFETY: barriers only: wait for the broadcast invalidations.
+    unsafe { asm!("dsb ish", "isb", options(nostack, preserves_flags)) };
+}
+
+/// Halts every other started CPU (the panic path): each takes the
+/// `IPI_STOP` SGI and halts with IRQs masked. Waits up to ~100 ms for
+/// them; returns how many confirmed (a CPU spinning with IRQs masked
+/// does not).
+pub fn stop_others() -> u32 {
+    STOP.store(true, Ordering::SeqCst);
+    let n = CPUS_KNOWN.load(Ordering::Acquire);
+    let me = cpu::id() as usize;
+    for i in (0..n).filter(|&i| i != me) {
+        send_ipi(CPU_HW[i].load(Ordering::Relaxed), IPI_STOP);
+    }
+    let want = n.saturating_sub(1) as u32;
+    let hz = timer::frequency().max(1);
+    let t0 = cpu::counter();
+    while STOPPED.load(Ordering::Acquire) < want && cpu::counter().wrapping_sub(t0) < hz / 10 {
+        core::hint::spin_loop();
+    }
+    STOPPED.load(Ordering::Acquire)
+}
+
+/// The arch's part of every IPI (the kernel calls it first thing for each
+/// `Interrupt::Ipi`): after [`stop_others`], halts this CPU for good.
+pub fn handle_ipi() {
+    if STOP.load(Ordering::Acquire) {
+        STOPPED.fetch_add(1, Ordering::AcqRel);
+        cpu::halt_forever();
     }
 }
 

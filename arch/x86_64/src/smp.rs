@@ -16,10 +16,19 @@
 //!
 //! One AP is started at a time (a lock), so the parameters in the page are
 //! never overwritten while an AP still reads them.
+//!
+//! IPIs the arch uses itself ([`IPI_TLB`], [`IPI_STOP`]) arrive like any
+//! other as `Interrupt::Ipi`; the kernel calls [`handle_ipi`] for every IPI
+//! it receives, which does the arch's part. TLB shootdown: one request at a
+//! time (a lock whose waiters keep serving requests aimed at them, so two
+//! CPUs shooting down at once cannot deadlock), a pending flag per target
+//! CPU, `invlpg` per page or a full flush (CR4.PGE toggle, which drops
+//! global entries too) past [`TLB_FULL_FLUSH_PAGES`].
 
 use crate::{cpu, gdt, irq, mm};
 use core::arch::global_asm;
-use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use core::ops::Range;
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use spin::Mutex;
 
 /// Why a CPU could not be started.
@@ -132,6 +141,144 @@ pub fn set_trampoline_page(pa: u64) -> bool {
     ok
 }
 
+// ---- CPUs started, TLB shootdown, stop ----
+
+/// IPI number of a TLB shootdown request (the kernel's own IPIs use low
+/// numbers).
+pub const IPI_TLB: u8 = 13;
+/// IPI number of "halt now" ([`stop_others`]).
+pub const IPI_STOP: u8 = 14;
+/// Ranges longer than this many pages are flushed whole.
+pub const TLB_FULL_FLUSH_PAGES: usize = 32;
+
+/// APIC id of each started CPU, by CPU number (`cpu::id`); `CPUS_KNOWN`
+/// entries are valid.
+static CPU_HW: [AtomicU64; gdt::MAX_CPUS] = [const { AtomicU64::new(0) }; gdt::MAX_CPUS];
+static CPUS_KNOWN: AtomicUsize = AtomicUsize::new(0);
+static TLB_LOCK: AtomicBool = AtomicBool::new(false);
+static TLB_START: AtomicUsize = AtomicUsize::new(0);
+static TLB_END: AtomicUsize = AtomicUsize::new(0);
+static TLB_PENDING: [AtomicBool; gdt::MAX_CPUS] = [const { AtomicBool::new(false) }; gdt::MAX_CPUS];
+static STOP: AtomicBool = AtomicBool::new(false);
+static STOPPED: AtomicU32 = AtomicU32::new(0);
+
+/// Records the boot CPU (number 0) the first time a CPU is started.
+fn note_boot_cpu() {
+    if CPUS_KNOWN.load(Ordering::Acquire) == 0 {
+        CPU_HW[0].store(this_cpu_hw_id(), Ordering::Relaxed);
+        CPUS_KNOWN.store(1, Ordering::Release);
+    }
+}
+
+fn note_started(slot: usize, hw_id: u64) {
+    CPU_HW[slot].store(hw_id, Ordering::Relaxed);
+    CPUS_KNOWN.fetch_max(slot + 1, Ordering::AcqRel);
+}
+
+/// Flushes `range` from this CPU's TLB.
+fn flush_local(range: &Range<usize>) {
+    let pages = range.end.saturating_sub(range.start).div_ceil(4096);
+    if pages > TLB_FULL_FLUSH_PAGES {
+        let cr4 = x86_64::registers::control::Cr4::read_raw();
+        // SAFETY: clearing and restoring CR4.PGE flushes every TLB entry,
+        // global ones included, and changes nothing else.
+        unsafe {
+            x86_64::registers::control::Cr4::write_raw(cr4 & !(1 << 7));
+            x86_64::registers::control::Cr4::write_raw(cr4);
+        }
+        return;
+    }
+    let mut va = range.start & !0xfff;
+    while va < range.end {
+        x86_64::instructions::tlb::flush(x86_64::VirtAddr::new_truncate(va as u64));
+        va += 4096;
+    }
+}
+
+/// Serves a shootdown request aimed at this CPU, if any. Interrupts off.
+fn serve_tlb() {
+    let me = cpu::id() as usize;
+    if me < gdt::MAX_CPUS && TLB_PENDING[me].load(Ordering::Acquire) {
+        let range = TLB_START.load(Ordering::Acquire)..TLB_END.load(Ordering::Acquire);
+        flush_local(&range);
+        TLB_PENDING[me].store(false, Ordering::Release);
+    }
+}
+
+/// Invalidates `range` (kernel virtual addresses) in the TLB of every CPU
+/// and returns once all have done it: locally, then by IPI to every other
+/// started CPU, waiting for each to acknowledge. Call it after changing
+/// or removing mappings in `range`, with no spin lock held that another
+/// CPU may spin on with interrupts off (it waits for their IPI handlers).
+/// Panics if a CPU does not answer within a second.
+pub fn tlb_shootdown(range: Range<usize>) {
+    cpu::without_interrupts(|| {
+        flush_local(&range);
+        let n = CPUS_KNOWN.load(Ordering::Acquire);
+        if n <= 1 {
+            return;
+        }
+        while TLB_LOCK
+            .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            // The holder may be waiting for us: serve it while we wait.
+            serve_tlb();
+            core::hint::spin_loop();
+        }
+        TLB_START.store(range.start, Ordering::Release);
+        TLB_END.store(range.end, Ordering::Release);
+        let me = cpu::id() as usize;
+        for i in (0..n).filter(|&i| i != me) {
+            TLB_PENDING[i].store(true, Ordering::Release);
+            send_ipi(CPU_HW[i].load(Ordering::Relaxed), IPI_TLB);
+        }
+        let hz = crate::timer::tsc_hz().max(1_000_000_000);
+        let t0 = cpu::counter();
+        for i in (0..n).filter(|&i| i != me) {
+            while TLB_PENDING[i].load(Ordering::Acquire) {
+                if cpu::counter().wrapping_sub(t0) > hz {
+                    TLB_LOCK.store(false, Ordering::Release);
+                    panic!("smp: cpu={i} did not acknowledge a TLB shootdown");
+                }
+                core::hint::spin_loop();
+            }
+        }
+        TLB_LOCK.store(false, Ordering::Release);
+    });
+}
+
+/// Halts every other started CPU (the panic path): each takes the
+/// `IPI_STOP` IPI and halts with interrupts off. Waits up to ~100 ms for
+/// them; returns how many confirmed (a CPU spinning with interrupts off
+/// does not). Never returns an error: panicking goes on regardless.
+pub fn stop_others() -> u32 {
+    STOP.store(true, Ordering::SeqCst);
+    let n = CPUS_KNOWN.load(Ordering::Acquire);
+    let me = cpu::id() as usize;
+    for i in (0..n).filter(|&i| i != me) {
+        send_ipi(CPU_HW[i].load(Ordering::Relaxed), IPI_STOP);
+    }
+    let want = n.saturating_sub(1) as u32;
+    let hz = crate::timer::tsc_hz().max(1_000_000_000);
+    let t0 = cpu::counter();
+    while STOPPED.load(Ordering::Acquire) < want && cpu::counter().wrapping_sub(t0) < hz / 10 {
+        core::hint::spin_loop();
+    }
+    STOPPED.load(Ordering::Acquire)
+}
+
+/// The arch's part of every IPI (the kernel calls it first thing for each
+/// `Interrupt::Ipi`): serves a pending TLB shootdown and, after
+/// [`stop_others`], halts this CPU for good. Interrupts off.
+pub fn handle_ipi() {
+    if STOP.load(Ordering::Acquire) {
+        STOPPED.fetch_add(1, Ordering::AcqRel);
+        cpu::halt_forever();
+    }
+    serve_tlb();
+}
+
 /// This CPU's local APIC id.
 pub fn this_cpu_hw_id() -> u64 {
     u64::from(irq::lapic_id())
@@ -175,6 +322,7 @@ pub fn start_cpu(
         return Err(SmpError::BadId);
     }
     let _g = START_LOCK.lock();
+    note_boot_cpu();
     let slot = NEXT_SLOT.load(Ordering::Relaxed);
     if slot >= gdt::MAX_CPUS {
         return Err(SmpError::TooManyCpus);
@@ -242,6 +390,7 @@ pub fn start_cpu(
         core::hint::spin_loop();
     }
     NEXT_SLOT.store(slot + 1, Ordering::Relaxed);
+    note_started(slot, hw_id);
     Ok(())
 }
 

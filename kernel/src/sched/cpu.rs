@@ -218,9 +218,11 @@ impl CpuSched {
     /// Decides what runs next at `now`. For `Block`, the caller has already
     /// set the current thread `Waiting` (and re-checked its condition).
     pub fn schedule(&mut self, now: u64, reason: Reason) -> Decision {
+        // Renormalize first: a thread that ran for seconds without a
+        // decision is then charged against the new epoch (no overflow).
+        self.renormalize_if_due(now);
         self.account(now);
         self.drain_incoming(now);
-        self.renormalize_if_due(now);
 
         let cur_state = self.current.state();
         let cur_keeps_cpu = match reason {
@@ -334,9 +336,18 @@ pub fn spawn_remote(t: Arc<Thread>, target: &CpuShared) {
 /// (the caller sends that CPU an IPI if it is idle), or None if the thread
 /// was not waiting (already woken, running, or finished).
 pub fn wake(t: &Arc<Thread>, cpus: &[Arc<CpuShared>]) -> Option<u32> {
+    wake_with(t, cpus, false)
+}
+
+/// [`wake`], recording whether the wait ended by its deadline (`timed_out`)
+/// rather than by a waker. Only the winner of the `Waiting → Waking` CAS
+/// records, before the thread is queued, so the woken thread always reads
+/// the outcome of the one wakeup that ended its wait.
+pub fn wake_with(t: &Arc<Thread>, cpus: &[Arc<CpuShared>], timed_out: bool) -> Option<u32> {
     if !t.transition(State::Waiting, State::Waking) {
         return None;
     }
+    t.set_timed_out(timed_out);
     let home = t.home();
     let cpu = cpus.iter().find(|c| c.id == home)?;
     cpu.incoming.push(t.clone());

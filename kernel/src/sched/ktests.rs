@@ -386,3 +386,79 @@ ktest! {
         Ok(())
     }
 }
+
+/// Reads the u64 at `va`.
+fn read_u64(va: usize) -> u64 {
+    #[allow(unsafe_code)]
+    // SAFETY: `va` is 8-byte aligned and mapped (kernel RW) by the calling
+    // test for as long as it reads it.
+    unsafe {
+        (va as *const u64).read_volatile()
+    }
+}
+
+/// Writes the u64 at `va`.
+fn write_u64(va: usize, v: u64) {
+    #[allow(unsafe_code)]
+    // SAFETY: as for `read_u64`; the page belongs to the test.
+    unsafe {
+        (va as *mut u64).write_volatile(v)
+    }
+}
+
+ktest! {
+    /// A page read on every CPU (so each caches its translation) is
+    /// remapped to another frame; after `tlb_shootdown` every CPU reads the
+    /// new frame's contents, not the old one's. A full flush (a range past
+    /// the per-page threshold) works the same way.
+    fn tlb_shootdown_reaches_every_cpu() {
+        use skiff_arch_api::PageFlags;
+        let va = arch::mm::KERNEL_VM_BASE + 0x1010_0000;
+        let frames = [
+            check_some!(crate::mm::alloc_frames(0).ok()),
+            check_some!(crate::mm::alloc_frames(0).ok()),
+            check_some!(crate::mm::alloc_frames(0).ok()),
+        ];
+        let mut tables = || crate::mm::alloc_frames(0).ok();
+        check!(arch::mm::map_page(va, frames[0], PageFlags::KERNEL_RW, &mut tables).is_ok());
+        write_u64(va, 0xaaaa);
+        // Every CPU reads it: now each has the translation cached.
+        let read_everywhere = |want: u64| -> Option<u32> {
+            let ok = Arc::new(AtomicUsize::new(0));
+            let mut ts = Vec::new();
+            for c in 0..k::online_cpus() {
+                let ok = ok.clone();
+                ts.push(k::spawn("tlb-read", move || {
+                    if read_u64(va) == want {
+                        ok.fetch_add(1, Ordering::SeqCst);
+                    }
+                }, Some(c)).ok()?);
+            }
+            for t in &ts {
+                k::join(t);
+            }
+            Some(ok.load(Ordering::SeqCst) as u32)
+        };
+        let all = k::online_cpus();
+        check_eq!(check_some!(read_everywhere(0xaaaa)), all);
+        for (i, &frame) in frames.iter().enumerate().skip(1) {
+            check!(arch::mm::unmap_page(va).is_some());
+            check!(arch::mm::map_page(va, frame, PageFlags::KERNEL_RW, &mut tables).is_ok());
+            let value = 0xbbbb + i as u64;
+            write_u64(va, value);
+            if i == 1 {
+                arch::smp::tlb_shootdown(va..va + arch::mm::PAGE_SIZE);
+            } else {
+                let pages = arch::smp::TLB_FULL_FLUSH_PAGES + 1;
+                arch::smp::tlb_shootdown(va..va + pages * arch::mm::PAGE_SIZE);
+            }
+            check_eq!(check_some!(read_everywhere(value)), all);
+        }
+        check!(arch::mm::unmap_page(va).is_some());
+        arch::smp::tlb_shootdown(va..va + arch::mm::PAGE_SIZE);
+        for f in frames {
+            check!(crate::mm::free_frames(f, 0).is_ok());
+        }
+        Ok(())
+    }
+}

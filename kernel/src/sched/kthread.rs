@@ -19,7 +19,9 @@
 //!   switch may drop (and free) a finished thread.
 
 use super::cpu::{self as scpu, CpuSched, CpuShared, CpuStats, Reason};
+use super::ktimer::{self, Pending};
 use super::thread::{State, Thread, ThreadId};
+use super::timerlist::TimerList;
 use crate::sync::WaitQueue;
 use crate::{arch, mm, println, time};
 use alloc::boxed::Box;
@@ -128,7 +130,8 @@ impl KStack {
         };
         for i in 1..=pages {
             let va = top - i * PAGE;
-            let mut tables = || mm::alloc_frames(0).ok();
+            // Page-table pages must start zeroed (stale entries would be live).
+            let mut tables = || mm::alloc_filled_frame(&mut |_| {}).ok();
             arch::mm::map_page(
                 va,
                 phys + (va - (top - pages * PAGE)) as u64,
@@ -219,8 +222,12 @@ pub struct PerCpu {
     need_resched: AtomicBool,
     ipi_pending: AtomicBool,
     online: AtomicBool,
-    /// Sleeping threads of this CPU, soonest deadline (ns) first.
-    sleepers: Mutex<Vec<(u64, Arc<Thread>)>>,
+    /// Deadlines of this CPU: sleeping threads, timed waits, kernel timers.
+    /// Taken with interrupts off only; other CPUs take it to cancel.
+    pub(super) timers: SpinMutex<TimerList<Pending>>,
+    /// End of the running thread's slice as last decided (0: none), so the
+    /// timer can be re-armed when a deadline is added between decisions.
+    slice_end_ns: AtomicU64,
     /// The thread last switched away from (kept alive until the next switch).
     held: Mutex<Option<Arc<Thread>>>,
     last_balance: AtomicU64,
@@ -230,6 +237,13 @@ pub struct PerCpu {
     idle_thread: Arc<Thread>,
     /// Interrupt-time entries into the scheduler, for tests.
     pub irq_resched: AtomicU64,
+    /// Preemption-off nesting (RCU read sections); preemption waits, blocking
+    /// is a bug.
+    preempt_off: AtomicU32,
+    /// Quiescent states passed: bumped by every decision taken with
+    /// preemption on (a switch, a preemption check, idle), never inside an
+    /// RCU read section. `synchronize_rcu` waits for every other CPU's to move.
+    quiescent: AtomicU64,
 }
 
 static CPUS: Once<Vec<PerCpu>> = Once::new();
@@ -246,12 +260,12 @@ pub fn started() -> bool {
     CPUS.get().is_some()
 }
 
-fn cpus() -> &'static [PerCpu] {
+pub(super) fn cpus() -> &'static [PerCpu] {
     CPUS.get().map(Vec::as_slice).unwrap_or(&[])
 }
 
 /// The calling CPU's state.
-fn this_cpu() -> &'static PerCpu {
+pub(super) fn this_cpu() -> &'static PerCpu {
     &cpus()[arch::percpu::base()]
 }
 
@@ -309,12 +323,15 @@ pub fn init(hw_ids: &[u64]) {
             need_resched: AtomicBool::new(false),
             ipi_pending: AtomicBool::new(false),
             online: AtomicBool::new(i == 0),
-            sleepers: Mutex::new(Vec::with_capacity(64)),
+            timers: SpinMutex::new(TimerList::with_capacity(64)),
+            slice_end_ns: AtomicU64::new(0),
             held: Mutex::new(None),
             last_balance: AtomicU64::new(0),
             armed_ns: AtomicU64::new(0),
             idle_thread: idle,
             irq_resched: AtomicU64::new(0),
+            preempt_off: AtomicU32::new(0),
+            quiescent: AtomicU64::new(0),
         });
     }
     SHARED.call_once(|| shared);
@@ -509,14 +526,9 @@ pub fn sleep_until(deadline_ns: u64) {
         if time::now_ns() >= deadline_ns {
             return;
         }
-        let cpu = this_cpu();
-        let me = with_sched(cpu, |s| s.current().clone());
-        {
-            let mut sl = cpu.sleepers.lock();
-            let at = sl.partition_point(|(d, _)| *d <= deadline_ns);
-            sl.insert(at, (deadline_ns, me.clone()));
-        }
-        me.set_state(State::Waiting);
+        let me = prepare_to_wait();
+        // Only the timer wakes a sleeper, and it pops the entry first.
+        let _ = ktimer::add_wait_timeout(deadline_ns, &me);
         drop(me);
         reschedule(Reason::Block);
     });
@@ -531,6 +543,7 @@ pub fn sleep(ns: u64) {
 /// (For wait queues: set waiting under the queue's lock, then block.)
 pub(crate) fn prepare_to_wait() -> Arc<Thread> {
     let me = with_sched(this_cpu(), |s| s.current().clone());
+    me.set_timed_out(false);
     me.set_state(State::Waiting);
     me
 }
@@ -543,10 +556,15 @@ pub(crate) fn block() {
 /// Wakes `t` if it is waiting: queues it on its CPU and makes that CPU look.
 /// Returns false if it was not waiting.
 pub fn wake(t: &Arc<Thread>) -> bool {
+    wake_with(t, false)
+}
+
+/// [`wake`], recording whether it is the wait's deadline that ends it.
+pub(super) fn wake_with(t: &Arc<Thread>, timed_out: bool) -> bool {
     let Some(shared) = SHARED.get() else {
         return false;
     };
-    match scpu::wake(t, shared) {
+    match scpu::wake_with(t, shared, timed_out) {
         Some(home) => {
             kick(home);
             true
@@ -590,27 +608,16 @@ pub(crate) fn on_timer_interrupt() {
     // The one-shot has fired: nothing is armed any more.
     cpu.armed_ns.store(0, Ordering::Relaxed);
     let now = time::now_ns();
-    loop {
-        let t = {
-            let mut sl = cpu.sleepers.lock();
-            match sl.first() {
-                Some((d, _)) if *d <= now => Some(sl.remove(0).1),
-                _ => None,
-            }
-        };
-        match t {
-            Some(t) => {
-                wake(&t);
-            }
-            None => break,
-        }
-    }
+    ktimer::fire_expired(cpu, now);
     cpu.need_resched.store(true, Ordering::Relaxed);
     balance(cpu, now);
 }
 
-/// The scheduler's part of an IPI.
+/// The scheduler's part of an IPI (every IPI, whatever its number: the
+/// trap handler does not tell them apart). The arch's own requests (TLB
+/// shootdown, stop) are served first.
 pub(crate) fn on_ipi() {
+    arch::smp::handle_ipi();
     if !started() {
         return;
     }
@@ -656,6 +663,16 @@ fn balance(cpu: &PerCpu, now: u64) {
 /// Decides and, if needed, switches. Interrupts must be off.
 fn reschedule(reason: Reason) {
     let cpu = this_cpu();
+    if cpu.preempt_off.load(Ordering::Relaxed) != 0 {
+        // Inside an RCU read section: a preemption waits for its end
+        // (`preempt_enable`); anything else would break the section.
+        assert!(
+            reason == Reason::Preempt,
+            "sched: blocking or yielding with preemption off (in an RCU read section)"
+        );
+        return;
+    }
+    cpu.quiescent.fetch_add(1, Ordering::SeqCst);
     cpu.need_resched.store(false, Ordering::Relaxed);
     let now = time::now_ns();
     let (prev, next, timer_at) = with_sched(cpu, |s| {
@@ -663,6 +680,8 @@ fn reschedule(reason: Reason) {
         let d = s.schedule(now, reason);
         (prev, d.switch_to, d.timer_at)
     });
+    cpu.slice_end_ns
+        .store(timer_at.unwrap_or(0), Ordering::Relaxed);
     arm_timer(cpu, timer_at);
     if let Some(next) = next {
         switch_threads(cpu, prev, next);
@@ -672,7 +691,7 @@ fn reschedule(reason: Reason) {
 /// Programs this CPU's one-shot timer for the earliest of the slice end,
 /// its first sleeper and (boot CPU) a `time::wait_for_timer` request.
 fn arm_timer(cpu: &PerCpu, slice_end: Option<u64>) {
-    let sleeper = cpu.sleepers.lock().first().map(|(d, _)| *d);
+    let sleeper = cpu.timers.lock().first();
     let request = if cpu.index == 0 {
         time::requested_deadline_ns()
     } else {
@@ -687,6 +706,16 @@ fn arm_timer(cpu: &PerCpu, slice_end: Option<u64>) {
         Some(ns) => arch::timer::set_oneshot(time::ns_to_counter(ns)),
         None => arch::timer::cancel(),
     }
+}
+
+/// Re-arms this CPU's timer after a deadline was added to its list between
+/// decisions (the slice end stays as last decided). Interrupts off.
+pub(super) fn refresh_timer(cpu: &PerCpu) {
+    let slice_end = match cpu.slice_end_ns.load(Ordering::Relaxed) {
+        0 => None,
+        ns => Some(ns),
+    };
+    arm_timer(cpu, slice_end);
 }
 
 /// Re-arms the calling CPU's timer (after `time` changed its request) by
@@ -764,6 +793,71 @@ pub fn cpu_report() -> Vec<(u32, u64, u64)> {
         .filter(|c| c.online.load(Ordering::Acquire))
         .filter_map(|c| cpu_stats(c.index).map(|s| (c.index, s.idle_ns, s.switches)))
         .collect()
+}
+
+/// Disables preemption on the calling CPU (nests) and returns its index;
+/// pair with [`preempt_enable`]. While off, the thread must not block or
+/// yield. Interrupts stay as they are.
+pub fn preempt_disable() -> u32 {
+    if !started() {
+        return 0;
+    }
+    arch::cpu::without_interrupts(|| {
+        let cpu = this_cpu();
+        cpu.preempt_off.fetch_add(1, Ordering::Relaxed);
+        cpu.index
+    })
+}
+
+/// Ends a [`preempt_disable`] on CPU `index` (the same CPU: the thread
+/// could not move meanwhile); acts on a preemption that waited.
+pub fn preempt_enable(index: u32) {
+    let Some(cpu) = cpus().get(index as usize) else {
+        return;
+    };
+    let before = cpu.preempt_off.fetch_sub(1, Ordering::Relaxed);
+    debug_assert!(before > 0, "sched: unbalanced preempt_enable");
+    if before == 1 && cpu.need_resched.load(Ordering::Relaxed) {
+        preempt_point();
+    }
+}
+
+/// Waits until every other online CPU has passed a quiescent state (a
+/// scheduling decision outside any RCU read section) after the call began:
+/// an RCU grace period. Other CPUs are kicked (an IPI), so busy or halted
+/// ones answer promptly. Must not be called inside a read section.
+pub fn synchronize_rcu() {
+    if !started() {
+        return;
+    }
+    let me = cpu_index();
+    assert!(
+        cpus()[me as usize].preempt_off.load(Ordering::Relaxed) == 0,
+        "sched: synchronize_rcu inside an RCU read section"
+    );
+    let gp = super::quiescent::GracePeriod::start(
+        cpus()
+            .iter()
+            .filter(|c| c.index != me && c.online.load(Ordering::Acquire))
+            .map(|c| (c.index, c.quiescent.load(Ordering::SeqCst))),
+    );
+    let mut rounds = 0u32;
+    loop {
+        let mut waiting = false;
+        for i in gp.pending(|i| cpus()[i as usize].quiescent.load(Ordering::SeqCst)) {
+            waiting = true;
+            kick(i);
+        }
+        if !waiting {
+            return;
+        }
+        rounds += 1;
+        if rounds < 4 {
+            yield_now();
+        } else {
+            sleep(20_000);
+        }
+    }
 }
 
 /// Interrupt-time reschedules taken by CPU `index` (diagnostics).

@@ -1,15 +1,21 @@
-//! The scheduler (OSv's design): the fairness policy ([`policy`]), threads
-//! and their state machine ([`thread`]), per-CPU run queues ([`runqueue`]),
-//! the lock-free incoming wakeup queue ([`wakeq`]) and each CPU's decisions
-//! ([`cpu`]). All arch-free and host-tested (`sim` runs several simulated
-//! CPUs); the context switch itself is the arch's. On the target,
-//! [`kthread`] runs real threads on this core: stacks, the switch, per-CPU
-//! state, preemption, sleeping, SMP start-up (see docs/scheduler.md).
+//! The scheduler (OSv's design): the fairness policy ([`policy`], fixed
+//! point), scheduling classes ([`class`]), threads and their state machine
+//! ([`thread`]), per-CPU run queues ([`runqueue`]), the lock-free incoming
+//! wakeup queue ([`wakeq`]), each CPU's decisions ([`cpu`]), its deadline
+//! list ([`timerlist`]) and RCU grace periods ([`quiescent`]). All
+//! arch-free and host-tested (`sim` runs several simulated CPUs); the
+//! context switch itself is the arch's. On the target, [`kthread`] runs
+//! real threads on this core: stacks, the switch, per-CPU state,
+//! preemption, sleeping, SMP start-up; [`ktimer`] adds kernel timers and
+//! timed waits (see docs/scheduler.md).
 
+pub mod class;
 pub mod cpu;
 pub mod policy;
+pub mod quiescent;
 pub mod runqueue;
 pub mod thread;
+pub mod timerlist;
 pub mod wakeq;
 
 #[cfg(target_os = "none")]
@@ -17,7 +23,11 @@ mod ktests;
 #[cfg(target_os = "none")]
 pub mod kthread;
 #[cfg(target_os = "none")]
+pub mod ktimer;
+#[cfg(target_os = "none")]
 pub use kthread::*;
+#[cfg(target_os = "none")]
+pub use ktimer::Timer;
 
 /// Target-only per-thread state (see `kthread::ThreadExt`); nothing on the
 /// host, where threads are simulated.

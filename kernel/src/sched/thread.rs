@@ -11,7 +11,7 @@
 use super::policy::Runtime;
 use super::wakeq::{WakeLink, Wakeable};
 use arrayvec::ArrayString;
-use core::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use spin::Mutex;
 
 pub type ThreadId = u64;
@@ -54,10 +54,11 @@ pub struct Stats {
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Sched {
     pub runtime: Runtime,
-    /// Runtime weight: 1.0 normally, larger = lower priority.
-    pub priority: f64,
+    /// Runtime weight, Q10 (`policy::WEIGHT_ONE` = 1.0 normally; larger =
+    /// lower priority).
+    pub priority: u32,
     /// Decayed runtime carried across a migration (set by the source CPU).
-    pub carried_ns: Option<f64>,
+    pub carried_ns: Option<u64>,
     /// The CPU clock epoch `runtime` is stored relative to.
     pub epoch_ns: u64,
     /// A new thread sent to another CPU: it starts there with that CPU's
@@ -76,6 +77,9 @@ pub struct Thread {
     pub sched: Mutex<Sched>,
     pub stats: Stats,
     link: WakeLink<Thread>,
+    /// Set by the waker that ended the current wait when it was a timeout
+    /// (a timed wait's deadline), cleared when a new wait begins.
+    timed_out: AtomicBool,
     /// What only the target needs: register context, FP state, stack, the
     /// entry closure, join state (`kthread::ThreadExt`; `()` on the host).
     pub ext: super::ThreadExt,
@@ -102,11 +106,12 @@ impl Thread {
             home: AtomicU32::new(pinned.unwrap_or(home)),
             pinned,
             sched: Mutex::new(Sched {
-                priority: 1.0,
+                priority: super::policy::WEIGHT_ONE,
                 ..Sched::default()
             }),
             stats: Stats::default(),
             link: WakeLink::new(),
+            timed_out: AtomicBool::new(false),
             ext: Default::default(),
         }
     }
@@ -124,6 +129,15 @@ impl Thread {
         self.state
             .compare_exchange(from as u8, to as u8, Ordering::AcqRel, Ordering::Acquire)
             .is_ok()
+    }
+
+    /// True if the last wait ended because its deadline passed.
+    pub fn timed_out(&self) -> bool {
+        self.timed_out.load(Ordering::Acquire)
+    }
+
+    pub(super) fn set_timed_out(&self, v: bool) {
+        self.timed_out.store(v, Ordering::Release);
     }
 
     pub fn home(&self) -> u32 {

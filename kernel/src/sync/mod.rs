@@ -1,7 +1,12 @@
 //! Sleeping synchronisation for kernel threads: [`WaitQueue`] (the one
-//! primitive that blocks), and on top of it [`Mutex`], [`Condvar`],
-//! [`Semaphore`], [`RwLock`], plus `sleep`/`sleep_until` re-exported from
-//! the scheduler.
+//! primitive that blocks, with or without a deadline), and on top of it
+//! [`Mutex`], [`Condvar`], [`Semaphore`], [`RwLock`], [`Rcu`], plus
+//! `sleep`/`sleep_until` and [`Timer`] re-exported from the scheduler.
+//!
+//! Deadlines are absolute `time::now_ns()` values. A timed wait ends in
+//! exactly one way: the wakeup that ends it is whichever of the waker and
+//! the deadline wins the thread's `Waiting → Waking` CAS; the loser does
+//! nothing (a `wake_one` that loses passes its wakeup to the next waiter).
 //!
 //! Lock discipline (docs/scheduler.md): a wait queue's own spin lock is held
 //! only with interrupts off and never across a switch; a thread marks itself
@@ -10,16 +15,18 @@
 //! no lost wakeups. The data locks are built from `spin` locks used only
 //! through `try_lock`, so every guard is an ordinary safe guard.
 
-use crate::arch;
-use crate::sched::{self, thread::Thread};
+use crate::sched::{self, ktimer, thread::Thread};
+use crate::{arch, time};
 use alloc::collections::VecDeque;
 use alloc::sync::Arc;
 use core::ops::{Deref, DerefMut};
 use core::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
 
-pub use crate::sched::{sleep, sleep_until};
+pub use crate::sched::{sleep, sleep_until, Timer};
+pub use rcu::{Rcu, RcuReadGuard};
 
 mod ktests;
+pub mod rcu;
 
 /// Threads waiting for something, woken in FIFO order.
 #[derive(Default)]
@@ -55,6 +62,56 @@ impl WaitQueue {
                 return;
             }
         }
+    }
+
+    /// Blocks until `cond()` holds or the clock reaches `deadline_ns`
+    /// (`time::now_ns` scale). Returns true if it timed out — `cond` was
+    /// still false at (or after) the deadline — and false once `cond` held.
+    /// `cond` runs as for [`wait_until`](Self::wait_until).
+    ///
+    /// Races: a waker that sets the condition and then wakes this queue
+    /// before the deadline wins, so a `wake_one` that returned true for this
+    /// thread always ends in `false` here. If the deadline wins the CAS the
+    /// waker's `wake_one` moves on to the next waiter; this thread removes
+    /// itself from the queue and re-checks `cond` once more (so a condition
+    /// that became true meanwhile still reports `false`, never a lost
+    /// wakeup). A timeout is never reported before `deadline_ns`.
+    pub fn wait_until_deadline(&self, deadline_ns: u64, mut cond: impl FnMut() -> bool) -> bool {
+        loop {
+            let outcome = arch::cpu::without_interrupts(|| {
+                let mut q = self.waiters.lock();
+                if cond() {
+                    return Some(false);
+                }
+                if time::now_ns() >= deadline_ns {
+                    return Some(true);
+                }
+                let me = sched::prepare_to_wait();
+                q.push_back(me.clone());
+                let timeout = ktimer::add_wait_timeout(deadline_ns, &me);
+                drop(q);
+                sched::block();
+                // No timeout wakeup for this wait can arrive after this.
+                ktimer::cancel_wait_timeout(timeout, &me);
+                if me.timed_out() {
+                    // Still queued unless a waker popped us and lost the CAS.
+                    let mut q = self.waiters.lock();
+                    if let Some(i) = q.iter().position(|t| Arc::ptr_eq(t, &me)) {
+                        q.remove(i);
+                    }
+                }
+                None
+            });
+            if let Some(timed_out) = outcome {
+                sched::preempt_point();
+                return timed_out;
+            }
+        }
+    }
+
+    /// [`wait_until_deadline`](Self::wait_until_deadline) `timeout_ns` from now.
+    pub fn wait_timeout(&self, timeout_ns: u64, cond: impl FnMut() -> bool) -> bool {
+        self.wait_until_deadline(time::now_ns().saturating_add(timeout_ns), cond)
     }
 
     /// Wakes the longest waiter still waiting; false if there was none.
@@ -127,6 +184,32 @@ impl<T> Mutex<T> {
             mutex: self,
             inner: Some(g),
         })
+    }
+
+    /// Like [`lock`](Self::lock) but gives up at `deadline_ns`.
+    pub fn try_lock_until(&self, deadline_ns: u64) -> Option<MutexGuard<'_, T>> {
+        for _ in 0..SPIN_TRIES {
+            if let Some(g) = self.try_lock() {
+                return Some(g);
+            }
+            core::hint::spin_loop();
+        }
+        self.sleepers.fetch_add(1, Ordering::SeqCst);
+        let mut got = None;
+        self.queue.wait_until_deadline(deadline_ns, || {
+            got = self.data.try_lock();
+            got.is_some()
+        });
+        self.sleepers.fetch_sub(1, Ordering::SeqCst);
+        got.map(|g| MutexGuard {
+            mutex: self,
+            inner: Some(g),
+        })
+    }
+
+    /// Like [`lock`](Self::lock) but gives up after `timeout_ns`.
+    pub fn try_lock_for(&self, timeout_ns: u64) -> Option<MutexGuard<'_, T>> {
+        self.try_lock_until(time::now_ns().saturating_add(timeout_ns))
     }
 
     pub fn lock(&self) -> MutexGuard<'_, T> {
@@ -203,6 +286,31 @@ impl Condvar {
         mutex.lock()
     }
 
+    /// [`wait`](Self::wait) that gives up at `deadline_ns`; the flag is
+    /// true if it timed out without a notification. Relocks either way.
+    pub fn wait_until_deadline<'a, T>(
+        &self,
+        guard: MutexGuard<'a, T>,
+        deadline_ns: u64,
+    ) -> (MutexGuard<'a, T>, bool) {
+        let mutex = guard.mutex;
+        let seen = self.seq.load(Ordering::SeqCst);
+        drop(guard);
+        let timed_out = self
+            .queue
+            .wait_until_deadline(deadline_ns, || self.seq.load(Ordering::SeqCst) != seen);
+        (mutex.lock(), timed_out)
+    }
+
+    /// [`wait`](Self::wait) for at most `timeout_ns`; true if it timed out.
+    pub fn wait_timeout<'a, T>(
+        &self,
+        guard: MutexGuard<'a, T>,
+        timeout_ns: u64,
+    ) -> (MutexGuard<'a, T>, bool) {
+        self.wait_until_deadline(guard, time::now_ns().saturating_add(timeout_ns))
+    }
+
     /// Waits until `cond(&mut T)` holds.
     pub fn wait_while<'a, T>(
         &self,
@@ -258,6 +366,18 @@ impl Semaphore {
 
     pub fn acquire(&self) {
         self.queue.wait_until(|| self.try_take());
+    }
+
+    /// Takes one unit, waiting until `deadline_ns` at most; true if taken.
+    pub fn acquire_until(&self, deadline_ns: u64) -> bool {
+        !self
+            .queue
+            .wait_until_deadline(deadline_ns, || self.try_take())
+    }
+
+    /// Takes one unit, waiting `timeout_ns` at most; true if taken.
+    pub fn acquire_timeout(&self, timeout_ns: u64) -> bool {
+        self.acquire_until(time::now_ns().saturating_add(timeout_ns))
     }
 
     pub fn release(&self) {
