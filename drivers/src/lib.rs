@@ -1,4 +1,5 @@
-//! Skiff device drivers, one module per family: `serial` (16550, PL011) now;
+//! Skiff device drivers, one module per family: `serial` (16550, PL011) and
+//! `rtc` (CMOS, PL031) now;
 //! `virtio`, `xen`, `vmware`, `hyperv` join as they are written.
 //!
 //! Drivers reach hardware only through `skiff-hal` and never call the kernel.
@@ -6,4 +7,5 @@
 #![cfg_attr(not(test), no_std)]
 #![deny(unsafe_code)]
 
+pub mod rtc;
 pub mod serial;

@@ -16,6 +16,9 @@
 //!   `detect: hypervisor=.. by=..`.
 //! * `probe` (target only) gathers those signals from the real machine, picks
 //!   the clock and brings up the interrupt controllers through the arch crate.
+//!   It also reads the real-time clock once (CMOS on x86, the DT's PL031 on
+//!   arm) for [`Platform::wall_clock_at_boot`], logged as
+//!   `platform: wall_clock=cmos|pl031|none ..`.
 //!
 //! May depend on: the arch crate of the target, `skiff-drivers`, `fdt`,
 //! `acpi`. Never on the kernel. It is the only place that names hypervisors.
@@ -53,6 +56,20 @@ pub struct Platform {
     /// Usable RAM as the firmware reported it, in bytes.
     pub mem_bytes: u64,
     pub firmware_info: firmware::Firmware,
+    /// The wall clock read at boot, if the machine has a usable RTC.
+    pub wall_clock_at_boot: Option<WallClock>,
+}
+
+/// One wall-clock reading taken at boot: the real-time clock said
+/// `unix_seconds` (UTC, whole seconds, so up to 1 s behind) when
+/// `arch::cpu::counter()` read `counter`. The kernel's CLOCK_REALTIME is
+/// this plus the counter time elapsed since.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WallClock {
+    /// "cmos" or "pl031".
+    pub source: &'static str,
+    pub unix_seconds: u64,
+    pub counter: u64,
 }
 
 impl Platform {

@@ -1,7 +1,8 @@
 //! Where am I, on aarch64: reads the device tree, opens its `stdout-path`
 //! UART, names the PSCI conduit to the arch, gathers the detection signals
 //! (DT `/hypervisor`, root `compatible`, SMCCC vendor hypervisor UID), picks
-//! the generic timer's virtual counter as the clock, and brings up the GIC.
+//! the generic timer's virtual counter as the clock, brings up the GIC and
+//! reads the wall clock from the DT's PL031 RTC.
 
 use crate::bootinfo::{BootInfo, PhysMemory};
 use crate::detect::{self, Signals};
@@ -13,6 +14,7 @@ use core::mem::MaybeUninit;
 use core::sync::atomic::{AtomicU8, Ordering};
 use skiff_arch_aarch64 as arch;
 use skiff_arch_api::InterruptControllers;
+use skiff_drivers::rtc::{self, pl031::Pl031};
 use skiff_drivers::serial::pl011::{Mmio, Pl011, Pl011Kind, REGISTER_SPAN};
 use skiff_drivers::serial::uart16550::{MmioRegisters, Uart16550};
 use skiff_drivers::serial::Uart;
@@ -157,6 +159,60 @@ fn smccc_hyp_uid(conduit: Option<PsciConduit>) -> Option<[u32; 4]> {
     (uid[0] != SMCCC_NOT_SUPPORTED).then_some(uid)
 }
 
+/// Why there is no wall clock (the `reason=` of `wall_clock=none`).
+#[derive(Debug)]
+enum NoWallClock {
+    /// No enabled `arm,pl031` node (e.g. a Xen guest).
+    NoPl031InDt,
+    Map(skiff_arch_api::MapError),
+    Pl031(rtc::RtcError),
+}
+
+impl core::fmt::Display for NoWallClock {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            NoWallClock::NoPl031InDt => f.write_str("no-pl031-in-dt"),
+            NoWallClock::Map(e) => write!(f, "map-{e:?}"),
+            NoWallClock::Pl031(e) => write!(f, "pl031-{e:?}"),
+        }
+    }
+}
+
+/// Reads the PL031 at `pl031` (from the DT) once and logs the
+/// `platform: wall_clock=` line.
+fn read_wall_clock(pl031: Option<u64>) -> Option<crate::WallClock> {
+    let read = || -> Result<crate::WallClock, NoWallClock> {
+        let base = pl031.ok_or(NoWallClock::NoPl031InDt)?;
+        let span = rtc::pl031::REGISTER_SPAN;
+        let va = arch::mm::map_mmio(base, span).map_err(NoWallClock::Map)?;
+        // SAFETY: `map_mmio` just mapped `span` bytes of the PL031's
+        // registers as Device memory; MMIO mappings are never removed.
+        let regs = unsafe { Mmio::new(va, span) };
+        let rtc = Pl031::new(regs).map_err(NoWallClock::Pl031)?;
+        let secs = rtc.read_unix_seconds().map_err(NoWallClock::Pl031)?;
+        Ok(crate::WallClock {
+            source: "pl031",
+            unix_seconds: secs,
+            counter: arch::cpu::counter(),
+        })
+    };
+    match read() {
+        Ok(w) => {
+            log::info!(
+                "platform: wall_clock={} unix={} utc={}",
+                w.source,
+                w.unix_seconds,
+                rtc::Iso8601(w.unix_seconds)
+            );
+            Some(w)
+        }
+        Err(e) => {
+            log::warn!("platform: wall_clock=none reason={e}");
+            None
+        }
+    }
+}
+
 /// Reads the firmware, decides the hypervisor, sets up the clock and the
 /// interrupt controller, and returns what the platform line prints.
 pub fn init(boot: &BootInfo) -> Platform {
@@ -209,6 +265,7 @@ pub fn init(boot: &BootInfo) -> Platform {
         );
     }
 
+    let wall_clock_at_boot = read_wall_clock(dt.rtc_pl031);
     Platform {
         arch: "aarch64",
         hypervisor: detection.hypervisor,
@@ -218,5 +275,6 @@ pub fn init(boot: &BootInfo) -> Platform {
         cpus: (fw.cpus.len() as u32).max(1),
         mem_bytes: boot.usable_bytes(),
         firmware_info: fw,
+        wall_clock_at_boot,
     }
 }

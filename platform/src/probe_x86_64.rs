@@ -18,6 +18,7 @@ use crate::Platform;
 use core::cell::UnsafeCell;
 use skiff_arch_api::InterruptControllers;
 use skiff_arch_x86_64 as arch;
+use skiff_drivers::rtc::{self, cmos::Cmos};
 use skiff_drivers::serial::uart16550::{PortIo, PortRegisters, Uart16550};
 use skiff_drivers::serial::Uart;
 
@@ -534,6 +535,80 @@ fn init_irq(fw: &Firmware) {
     }
 }
 
+// ---- Wall clock ----
+
+/// Port I/O for the CMOS RTC: only its index and data ports.
+struct CmosPorts;
+
+impl PortIo for CmosPorts {
+    fn inb(&self, port: u16) -> u8 {
+        if port != rtc::cmos::DATA_PORT {
+            return 0xff;
+        }
+        // SAFETY: reading the CMOS data port returns the indexed RTC/NVRAM
+        // byte; it has no other side effect.
+        unsafe { arch::port::inb(port) }
+    }
+    fn outb(&self, port: u16, value: u8) {
+        if port != rtc::cmos::INDEX_PORT {
+            return;
+        }
+        // SAFETY: writing the CMOS index port selects the register the next
+        // data-port access reaches (the driver keeps bit 7, NMI mask, clear).
+        unsafe { arch::port::outb(port, value) }
+    }
+}
+
+/// Why there is no wall clock (the `reason=` of `wall_clock=none`).
+#[derive(Debug)]
+enum NoWallClock {
+    /// The FADT's IAPC_BOOT_ARCH says "CMOS RTC not present".
+    FadtSaysNoCmos,
+    Cmos(rtc::RtcError),
+}
+
+impl core::fmt::Display for NoWallClock {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            NoWallClock::FadtSaysNoCmos => f.write_str("fadt-says-no-cmos"),
+            NoWallClock::Cmos(e) => write!(f, "cmos-{e:?}"),
+        }
+    }
+}
+
+/// Reads the CMOS RTC once and logs the `platform: wall_clock=` line.
+fn read_wall_clock(fw: &Firmware) -> Option<crate::WallClock> {
+    let read = || -> Result<crate::WallClock, NoWallClock> {
+        if fw.cmos_rtc_absent {
+            return Err(NoWallClock::FadtSaysNoCmos);
+        }
+        let secs = Cmos::new(CmosPorts, fw.rtc_century)
+            .read_unix_seconds()
+            .map_err(NoWallClock::Cmos)?;
+        Ok(crate::WallClock {
+            source: "cmos",
+            unix_seconds: secs,
+            counter: arch::cpu::counter(),
+        })
+    };
+    match read() {
+        Ok(w) => {
+            log::info!(
+                "platform: wall_clock={} unix={} utc={} century_reg={}",
+                w.source,
+                w.unix_seconds,
+                rtc::Iso8601(w.unix_seconds),
+                fw.rtc_century.is_some()
+            );
+            Some(w)
+        }
+        Err(e) => {
+            log::warn!("platform: wall_clock=none reason={e}");
+            None
+        }
+    }
+}
+
 /// Works out where we are and brings up interrupts, the clock and power-off.
 pub fn init(boot: &BootInfo) -> Platform {
     let mut fw = Firmware::default();
@@ -594,6 +669,7 @@ pub fn init(boot: &BootInfo) -> Platform {
         fw.cpus.len() as u32
     };
     let firmware = if fw.acpi { "acpi" } else { "none" };
+    let wall_clock_at_boot = read_wall_clock(&fw);
     Platform {
         arch: "x86_64",
         hypervisor: detection.hypervisor,
@@ -603,5 +679,6 @@ pub fn init(boot: &BootInfo) -> Platform {
         cpus,
         mem_bytes: boot.usable_bytes(),
         firmware_info: fw,
+        wall_clock_at_boot,
     }
 }

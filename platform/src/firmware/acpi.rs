@@ -32,6 +32,12 @@ use core::ptr::NonNull;
 const SDT_HEADER: usize = 36;
 /// Offset of the FADT "hypervisor vendor identity" (ACPI 6.0+), 8 bytes.
 const FADT_HYPERVISOR_VENDOR: usize = 268;
+/// Offset of the FADT `CENTURY` byte: CMOS index of the RTC century register.
+const FADT_CENTURY: usize = 108;
+/// Offset of the FADT `IAPC_BOOT_ARCH` flags (16 bits).
+const FADT_IAPC_BOOT_ARCH: usize = 109;
+/// `IAPC_BOOT_ARCH` bit 5 (ACPI 5.0A+): "CMOS RTC Not Present".
+const IAPC_CMOS_RTC_NOT_PRESENT: u16 = 1 << 5;
 /// Largest table we accept; real ones are far smaller.
 const MAX_TABLE: usize = 16 << 20;
 
@@ -289,6 +295,9 @@ fn read_fadt(fadt: &Fadt, bytes: &[u8], fw: &mut Firmware) {
         }
     }
     fw.fadt_hypervisor_vendor = u64_at(bytes, FADT_HYPERVISOR_VENDOR).filter(|&v| v != 0);
+    fw.rtc_century = bytes.get(FADT_CENTURY).copied().filter(|&c| c != 0);
+    fw.cmos_rtc_absent =
+        u16_at(bytes, FADT_IAPC_BOOT_ARCH).is_some_and(|f| f & IAPC_CMOS_RTC_NOT_PRESENT != 0);
 }
 
 /// MCFG: 16-byte allocation entries after an 8-byte reserved field.
@@ -463,6 +472,9 @@ mod tests {
         );
         assert_eq!(fw.console, None);
         assert_eq!(fw.fadt_hypervisor_vendor, None);
+        // QEMU's RTC century register (hw/rtc/mc146818rtc.h RTC_CENTURY).
+        assert_eq!(fw.rtc_century, Some(0x32));
+        assert!(!fw.cmos_rtc_absent);
     }
 
     #[test]
@@ -500,6 +512,9 @@ mod tests {
         assert_eq!(fw.pm_timer, None);
         assert_eq!(fw.hpet, None);
         assert!(fw.ecam.is_empty());
+        // No century register named; the RTC is not declared absent.
+        assert_eq!(fw.rtc_century, None);
+        assert!(!fw.cmos_rtc_absent);
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The flattened device tree via the `fdt` crate: CPUs, GIC, timer PPI, PSCI
-//! conduit, `stdout-path` UART, ECAM, `/hypervisor`, root `compatible`.
+//! conduit, `stdout-path` UART, ECAM, `/hypervisor`, root `compatible`,
+//! the PL031 real-time clock.
 //!
 //! The blob is checked whole by [`crate::bootinfo::validate_dtb`] before the
 //! `fdt` crate sees it, and property values are decoded here with bounds
@@ -37,6 +38,8 @@ pub struct DeviceTree {
     pub virtio_mmio: usize,
     /// `/timer` `clock-frequency`, for firmware that left CNTFRQ_EL0 at 0.
     pub timer_frequency: Option<u64>,
+    /// Base address of the first enabled `arm,pl031` real-time clock.
+    pub rtc_pl031: Option<u64>,
 }
 
 /// Big-endian 32-bit cells of a property value (a trailing partial cell is
@@ -307,6 +310,11 @@ pub fn read(dtb: &[u8], boot_hwid: u64) -> Result<DeviceTree, DtError> {
         .all_nodes()
         .filter(|n| compatible_with(n, &["virtio,mmio"]))
         .count();
+    out.rtc_pl031 = fdt
+        .all_nodes()
+        .find(|n| compatible_with(n, &["arm,pl031"]) && enabled(n))
+        .and_then(|n| reg(&n, 0))
+        .map(|(base, _)| base);
     if let Some(root) = fdt.find_node("/") {
         out.firmware.dt_model = prop(&root, "compatible").and_then(first_string);
         out.model = prop(&root, "model").and_then(first_string);
@@ -408,6 +416,7 @@ mod qemu_tests {
         assert_eq!(fw.ecam.len(), 1);
         assert_eq!((fw.ecam[0].bus_start, fw.ecam[0].bus_end), (0, 255));
         assert_eq!(dt.virtio_mmio, 32);
+        assert_eq!(dt.rtc_pl031, Some(0x0901_0000));
     }
 
     #[test]
@@ -433,6 +442,7 @@ mod qemu_tests {
         // With EL2 emulated, QEMU's PSCI moves to SMC.
         assert_eq!(fw.psci, Some(PsciConduit::Smc));
         assert_eq!(fw.timer_irq, Some(27));
+        assert_eq!(dt.rtc_pl031, Some(0x0901_0000));
     }
 
     #[test]

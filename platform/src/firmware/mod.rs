@@ -93,6 +93,10 @@ pub struct Firmware {
     pub fadt_hypervisor_vendor: Option<u64>,
     pub acpi_sleep: Option<AcpiSleep>,
     pub acpi_reset: Option<AcpiReset>,
+    /// ACPI FADT `CENTURY`: CMOS index of the RTC century register.
+    pub rtc_century: Option<u8>,
+    /// ACPI FADT `IAPC_BOOT_ARCH` says there is no CMOS RTC.
+    pub cmos_rtc_absent: bool,
     /// ACPI PM timer I/O port (FADT), 24- or 32-bit.
     pub pm_timer: Option<(u16, bool)>,
     /// HPET MMIO base (ACPI HPET table).
