@@ -56,7 +56,9 @@ impl Inode for Device {
             gid: 0,
             size: 0,
             rdev: rdev(self.rdev.0, self.rdev.1),
+            atime_ns: 0,
             mtime_ns: 0,
+            ctime_ns: 0,
         }
     }
 
@@ -95,6 +97,22 @@ impl Inode for Device {
         Ok(())
     }
 
+    fn seekable(&self) -> bool {
+        self.kind != Kind::Console
+    }
+
+    fn is_tty(&self) -> bool {
+        self.kind == Kind::Console
+    }
+
+    fn readable_bytes(&self) -> Option<usize> {
+        (self.kind == Kind::Console).then_some(0)
+    }
+
+    fn fs_magic(&self) -> u64 {
+        super::magic::TMPFS
+    }
+
     fn as_any(&self) -> &dyn core::any::Any {
         self
     }
@@ -117,7 +135,9 @@ impl Inode for Link {
             gid: 0,
             size: self.target.len() as u64,
             rdev: 0,
+            atime_ns: 0,
             mtime_ns: 0,
+            ctime_ns: 0,
         }
     }
 
@@ -191,7 +211,9 @@ impl Inode for DevFs {
             gid: 0,
             size: 0,
             rdev: 0,
+            atime_ns: 0,
             mtime_ns: 0,
+            ctime_ns: 0,
         }
     }
 
@@ -217,6 +239,18 @@ impl Inode for DevFs {
 
     fn create(&self, _: &str, _: super::NewNode, _: u32) -> KResult<Arc<dyn Inode>> {
         Err(Errno::EPERM)
+    }
+
+    fn unlink(&self, name: &str) -> KResult<()> {
+        self.lookup(name).and(Err(Errno::EPERM))
+    }
+
+    fn rmdir(&self, name: &str) -> KResult<()> {
+        self.lookup(name).and(Err(Errno::ENOTDIR))
+    }
+
+    fn fs_magic(&self) -> u64 {
+        super::magic::TMPFS
     }
 
     fn as_any(&self) -> &dyn core::any::Any {

@@ -10,7 +10,13 @@
 
 pub mod cpio;
 pub mod devfs;
+pub mod pipe;
+pub mod procfs;
 pub mod ramfs;
+mod root;
+pub mod synth;
+
+pub use root::{mount_root, MountError};
 
 use crate::errno::{Errno, KResult};
 use alloc::collections::BTreeMap;
@@ -59,7 +65,60 @@ pub struct Metadata {
     pub gid: u32,
     pub size: u64,
     pub rdev: u64,
+    /// Access, modification and status-change times, in ns since the epoch.
+    pub atime_ns: u64,
     pub mtime_ns: u64,
+    pub ctime_ns: u64,
+}
+
+impl Metadata {
+    /// Metadata with every time zero and one link: the common case of
+    /// synthetic files (devices, /proc, /sys).
+    pub fn synthetic(dev: u64, ino: u64, kind: FileType, perm: u32, size: u64) -> Metadata {
+        Metadata {
+            dev,
+            ino,
+            kind,
+            perm,
+            nlink: if kind == FileType::Directory { 2 } else { 1 },
+            uid: 0,
+            gid: 0,
+            size,
+            rdev: 0,
+            atime_ns: 0,
+            mtime_ns: 0,
+            ctime_ns: 0,
+        }
+    }
+}
+
+/// File-system type numbers `statfs` reports in `f_type` (Linux's magics).
+pub mod magic {
+    pub const RAMFS: u64 = 0x8584_58f6;
+    pub const TMPFS: u64 = 0x0102_1994;
+    pub const PROC: u64 = 0x9fa0;
+    pub const SYSFS: u64 = 0x6265_6572;
+    pub const PIPEFS: u64 = 0x5049_5045;
+}
+
+/// Which timestamps `set_times` changes (None: leave as is).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Times {
+    pub atime_ns: Option<u64>,
+    pub mtime_ns: Option<u64>,
+}
+
+static CLOCK: spin::Once<fn() -> u64> = spin::Once::new();
+
+/// Installs the wall clock (ns since the epoch) file systems stamp
+/// modifications with. Until it is set, times are 0.
+pub fn set_clock(now_ns: fn() -> u64) {
+    CLOCK.call_once(|| now_ns);
+}
+
+/// The time file systems stamp changes with (0 before [`set_clock`]).
+pub fn now_ns() -> u64 {
+    CLOCK.get().map_or(0, |f| f())
 }
 
 /// What to create in a directory.
@@ -126,6 +185,57 @@ pub trait Inode: Send + Sync {
         Err(Errno::EPERM)
     }
 
+    /// `chown`: `None` leaves the id unchanged.
+    fn set_owner(&self, _uid: Option<u32>, _gid: Option<u32>) -> KResult<()> {
+        Err(Errno::EPERM)
+    }
+
+    fn set_times(&self, _times: Times) -> KResult<()> {
+        Err(Errno::EPERM)
+    }
+
+    /// Appends `buf` at the end of the file as one step (O_APPEND);
+    /// returns the new end. File systems with concurrent writers override
+    /// this to make it atomic.
+    fn append(&self, buf: &[u8]) -> KResult<u64> {
+        let end = self.metadata().size;
+        let n = self.write_at(end, buf)?;
+        Ok(end + n as u64)
+    }
+
+    /// Whether the file has positions (`lseek`, `pread`): false for pipes
+    /// and terminals, which answer ESPIPE.
+    fn seekable(&self) -> bool {
+        true
+    }
+
+    /// Reads from a stream (a non-seekable file). `nonblock`: EAGAIN
+    /// rather than waiting for data.
+    fn read_stream(&self, buf: &mut [u8], _nonblock: bool) -> KResult<usize> {
+        self.read_at(0, buf)
+    }
+
+    /// Writes to a stream; `nonblock` as for [`Inode::read_stream`].
+    fn write_stream(&self, buf: &[u8], _nonblock: bool) -> KResult<usize> {
+        self.write_at(0, buf)
+    }
+
+    /// Bytes a read would return now without waiting (`FIONREAD` on
+    /// streams); None for files that do not know.
+    fn readable_bytes(&self) -> Option<usize> {
+        None
+    }
+
+    /// A terminal (answers `TCGETS`; others get ENOTTY).
+    fn is_tty(&self) -> bool {
+        false
+    }
+
+    /// The `statfs` type of the file system this inode is on.
+    fn fs_magic(&self) -> u64 {
+        magic::RAMFS
+    }
+
     /// For same-file-system checks in `link`/`rename`.
     fn as_any(&self) -> &dyn core::any::Any;
 
@@ -189,6 +299,64 @@ impl Vfs {
         self.covers.insert(fs_root.key(), at.clone());
         self.mounts.insert(at.key(), fs_root);
         Ok(())
+    }
+
+    /// Looks `name` up in `dir`, entering a file system mounted there.
+    /// `.` and `..` are handled as the path walk does.
+    pub fn lookup_in(&self, dir: &Arc<dyn Inode>, name: &str) -> KResult<Arc<dyn Inode>> {
+        match name {
+            "." => Ok(dir.clone()),
+            ".." => Ok(self.parent_of(dir)),
+            _ => Ok(self.enter(dir.lookup(name)?)),
+        }
+    }
+
+    /// Whether a file system is mounted on `dir` (or `dir` is the root of
+    /// one, or of the whole tree): such directories cannot be removed or
+    /// renamed (EBUSY).
+    pub fn is_mount_point(&self, dir: &Arc<dyn Inode>) -> bool {
+        let k = dir.key();
+        self.mounts.contains_key(&k) || self.covers.contains_key(&k) || k == self.root.key()
+    }
+
+    /// The absolute path of directory `dir`, found by walking `..` up and
+    /// looking each directory up by inode number in its parent (as
+    /// `getcwd` does). ENOENT if `dir` is no longer reachable (removed).
+    pub fn path_of(&self, dir: &Arc<dyn Inode>) -> KResult<String> {
+        let mut names: Vec<String> = Vec::new();
+        let mut cur = dir.clone();
+        let mut steps = 0;
+        while cur.key() != self.root.key() {
+            steps += 1;
+            if steps > PATH_MAX / 2 {
+                return Err(Errno::ENOENT);
+            }
+            // A mounted root is named by the directory it covers.
+            let here = match self.covers.get(&cur.key()) {
+                Some(covered) => covered.clone(),
+                None => cur.clone(),
+            };
+            let parent = self.parent_of(&here);
+            let (dev, ino) = here.key();
+            let name = parent
+                .entries()?
+                .into_iter()
+                .filter(|(_, i, _)| *i == ino)
+                .map(|(n, _, _)| n)
+                .find(|n| parent.lookup(n).is_ok_and(|c| c.key() == (dev, ino)))
+                .ok_or(Errno::ENOENT)?;
+            names.push(name);
+            cur = parent;
+        }
+        if names.is_empty() {
+            return Ok(String::from("/"));
+        }
+        let mut out = String::new();
+        for n in names.iter().rev() {
+            out.push('/');
+            out.push_str(n);
+        }
+        Ok(out)
     }
 
     fn enter(&self, node: Arc<dyn Inode>) -> Arc<dyn Inode> {
@@ -318,4 +486,4 @@ fn check_path(path: &str) -> KResult<()> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

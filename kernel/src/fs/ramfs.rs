@@ -23,6 +23,8 @@ pub const MAX_FILE: u64 = 1 << 40;
 struct Fs {
     dev: u64,
     next_ino: AtomicU64,
+    /// What `statfs` reports: ramfs for the root, tmpfs for `/tmp`.
+    magic: u64,
 }
 
 struct Attrs {
@@ -30,11 +32,62 @@ struct Attrs {
     uid: u32,
     gid: u32,
     nlink: u32,
+    atime_ns: u64,
     mtime_ns: u64,
+    ctime_ns: u64,
+}
+
+impl Attrs {
+    /// The contents changed: mtime and ctime move.
+    fn modified(&mut self) {
+        let now = super::now_ns();
+        self.mtime_ns = now;
+        self.ctime_ns = now;
+    }
+}
+
+/// A regular file's bytes: borrowed from the boot image until first
+/// changed (the initramfs is not copied into the heap), then owned.
+enum Data {
+    Image(&'static [u8]),
+    Owned(Vec<u8>),
+}
+
+impl Data {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Data::Image(b) => b,
+            Data::Owned(v) => v,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.bytes().len()
+    }
+
+    /// The bytes to change, copied out of the image on the first change
+    /// (ENOSPC if the heap cannot hold them).
+    fn owned(&mut self) -> KResult<&mut Vec<u8>> {
+        if let Data::Image(b) = *self {
+            *self = Data::Owned(copy(b).map_err(|_| Errno::ENOSPC)?);
+        }
+        match self {
+            Data::Owned(v) => Ok(v),
+            Data::Image(_) => unreachable!("converted above"),
+        }
+    }
+}
+
+/// `b` in a new heap vector; ENOMEM rather than a panic when it does not fit.
+fn copy(b: &[u8]) -> KResult<Vec<u8>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(b.len()).map_err(|_| Errno::ENOMEM)?;
+    v.extend_from_slice(b);
+    Ok(v)
 }
 
 enum Body {
-    File(Mutex<Vec<u8>>),
+    File(Mutex<Data>),
     Dir(Mutex<BTreeMap<String, Arc<Node>>>),
     Symlink(String),
 }
@@ -54,23 +107,58 @@ pub struct RamFs;
 impl RamFs {
     /// A new, empty file system; returns its root directory.
     pub fn new_root() -> Arc<Node> {
+        Self::with_magic(super::magic::RAMFS)
+    }
+
+    /// A new, empty tmpfs (the same file system, reported as tmpfs by
+    /// `statfs`, as Linux's `/tmp` usually is).
+    pub fn new_tmpfs() -> Arc<Node> {
+        let root = Self::with_magic(super::magic::TMPFS);
+        root.attrs.lock().perm = 0o1777;
+        root
+    }
+
+    fn with_magic(magic: u64) -> Arc<Node> {
         let fs = Arc::new(Fs {
             dev: NEXT_DEV.fetch_add(1, Ordering::Relaxed),
             next_ino: AtomicU64::new(2),
+            magic,
         });
-        Node::new(
+        let root = Node::new(
             &fs,
             1,
             Body::Dir(Mutex::new(BTreeMap::new())),
             0o755,
             Weak::new(),
-        )
+        );
+        // `.` and the entry in the parent (itself, for a root).
+        root.attrs.lock().nlink = 2;
+        root
     }
 
     /// Fills `root` from a cpio `newc` archive: directories are created as
     /// needed, regular files and symlinks copied in. Returns the number of
-    /// entries, or the archive's first error (what was added stays).
+    /// entries, or the archive's first error (what was added stays; a file
+    /// the heap cannot hold is `Fs(path, ENOMEM)`).
     pub fn populate(root: &Arc<Node>, archive: &[u8]) -> Result<usize, PopulateError> {
+        Self::fill(root, archive, |b| copy(b).map(Data::Owned))
+    }
+
+    /// Like [`RamFs::populate`], but file contents stay in `archive` (the
+    /// boot image, which must stay mapped and reserved for the kernel's
+    /// life) until a file is first changed: booting copies no file data.
+    pub fn populate_image(
+        root: &Arc<Node>,
+        archive: &'static [u8],
+    ) -> Result<usize, PopulateError> {
+        Self::fill(root, archive, |b| Ok(Data::Image(b)))
+    }
+
+    fn fill<'a>(
+        root: &Arc<Node>,
+        archive: &'a [u8],
+        keep: impl Fn(&'a [u8]) -> KResult<Data>,
+    ) -> Result<usize, PopulateError> {
         let mut n = 0;
         for entry in cpio::Reader::new(archive) {
             let e = entry.map_err(PopulateError::Archive)?;
@@ -93,10 +181,12 @@ impl RamFs {
                     }
                     _ => dir.create_node(name, NewNode::Directory, perm).map(|_| ()),
                 },
-                cpio::S_IFREG => dir.create_node(name, NewNode::File, perm).map(|f| {
+                cpio::S_IFREG => keep(e.data).and_then(|contents| {
+                    let f = dir.create_node(name, NewNode::File, perm)?;
                     if let Body::File(data) = &f.body {
-                        *data.lock() = e.data.to_vec();
+                        *data.lock() = contents;
                     }
+                    Ok(())
                 }),
                 cpio::S_IFLNK => {
                     let target = core::str::from_utf8(e.data).map_err(|_| Errno::EINVAL);
@@ -110,6 +200,13 @@ impl RamFs {
                 _ => Ok(()),
             };
             made.map_err(|err| PopulateError::Fs(e.name.to_string(), err))?;
+            if let Ok(node) = dir.lookup_node(name) {
+                let mut a = node.attrs.lock();
+                a.uid = e.uid;
+                a.gid = e.gid;
+                let t = u64::from(e.mtime) * 1_000_000_000;
+                (a.atime_ns, a.mtime_ns, a.ctime_ns) = (t, t, t);
+            }
             n += 1;
         }
         Ok(n)
@@ -144,7 +241,9 @@ impl Node {
                 uid: 0,
                 gid: 0,
                 nlink: 1,
-                mtime_ns: 0,
+                atime_ns: super::now_ns(),
+                mtime_ns: super::now_ns(),
+                ctime_ns: super::now_ns(),
             }),
             body,
         })
@@ -188,7 +287,7 @@ impl Node {
             return Err(Errno::EEXIST);
         }
         let body = match what {
-            NewNode::File => Body::File(Mutex::new(Vec::new())),
+            NewNode::File => Body::File(Mutex::new(Data::Owned(Vec::new()))),
             NewNode::Directory => Body::Dir(Mutex::new(BTreeMap::new())),
             NewNode::Symlink(t) => Body::Symlink(t),
         };
@@ -198,6 +297,7 @@ impl Node {
             node.attrs.lock().nlink = 2;
             self.attrs.lock().nlink += 1;
         }
+        self.attrs.lock().modified();
         entries.insert(name.to_string(), node.clone());
         Ok(node)
     }
@@ -252,7 +352,9 @@ impl Inode for Node {
             gid: a.gid,
             size,
             rdev: 0,
+            atime_ns: a.atime_ns,
             mtime_ns: a.mtime_ns,
+            ctime_ns: a.ctime_ns,
         }
     }
 
@@ -264,7 +366,8 @@ impl Inode for Node {
         let Body::File(data) = &self.body else {
             return Err(self.not_a_file());
         };
-        let data = data.lock();
+        let guard = data.lock();
+        let data = guard.bytes();
         let start = usize::try_from(offset)
             .unwrap_or(usize::MAX)
             .min(data.len());
@@ -277,11 +380,16 @@ impl Inode for Node {
         let Body::File(data) = &self.body else {
             return Err(self.not_a_file());
         };
+        if buf.is_empty() {
+            // Writing nothing never extends the file.
+            return Ok(0);
+        }
         let end = offset.checked_add(buf.len() as u64).ok_or(Errno::EFBIG)?;
         if end > MAX_FILE {
             return Err(Errno::EFBIG);
         }
-        let mut data = data.lock();
+        let mut guard = data.lock();
+        let data = guard.owned()?;
         let (start, end) = (offset as usize, end as usize);
         let have = data.len();
         if have < end {
@@ -289,7 +397,29 @@ impl Inode for Node {
             data.resize(end, 0);
         }
         data[start..end].copy_from_slice(buf);
+        drop(guard);
+        self.attrs.lock().modified();
         Ok(buf.len())
+    }
+
+    fn append(&self, buf: &[u8]) -> KResult<u64> {
+        let Body::File(data) = &self.body else {
+            return Err(self.not_a_file());
+        };
+        // Under the data lock, so concurrent appends never interleave.
+        let mut guard = data.lock();
+        let data = guard.owned()?;
+        let end = (data.len() as u64)
+            .checked_add(buf.len() as u64)
+            .ok_or(Errno::EFBIG)?;
+        if end > MAX_FILE {
+            return Err(Errno::EFBIG);
+        }
+        data.try_reserve(buf.len()).map_err(|_| Errno::ENOSPC)?;
+        data.extend_from_slice(buf);
+        drop(guard);
+        self.attrs.lock().modified();
+        Ok(end)
     }
 
     fn truncate(&self, len: u64) -> KResult<()> {
@@ -299,13 +429,25 @@ impl Inode for Node {
         if len > MAX_FILE {
             return Err(Errno::EFBIG);
         }
-        let mut data = data.lock();
+        let mut guard = data.lock();
         let len = len as usize;
+        if let Data::Image(b) = *guard {
+            if len <= b.len() {
+                // Shrinking an image file needs no copy.
+                *guard = Data::Image(&b[..len]);
+                drop(guard);
+                self.attrs.lock().modified();
+                return Ok(());
+            }
+        }
+        let data = guard.owned()?;
         let have = data.len();
         if len > have {
             data.try_reserve(len - have).map_err(|_| Errno::ENOSPC)?;
         }
         data.resize(len, 0);
+        drop(guard);
+        self.attrs.lock().modified();
         Ok(())
     }
 
@@ -338,6 +480,7 @@ impl Inode for Node {
         }
         node.attrs.lock().nlink -= 1;
         entries.remove(name);
+        self.attrs.lock().modified();
         Ok(())
     }
 
@@ -435,8 +578,38 @@ impl Inode for Node {
     }
 
     fn set_perm(&self, perm: u32) -> KResult<()> {
-        self.attrs.lock().perm = perm & 0o7777;
+        let mut a = self.attrs.lock();
+        a.perm = perm & 0o7777;
+        a.ctime_ns = super::now_ns();
         Ok(())
+    }
+
+    fn set_owner(&self, uid: Option<u32>, gid: Option<u32>) -> KResult<()> {
+        let mut a = self.attrs.lock();
+        if let Some(u) = uid {
+            a.uid = u;
+        }
+        if let Some(g) = gid {
+            a.gid = g;
+        }
+        a.ctime_ns = super::now_ns();
+        Ok(())
+    }
+
+    fn set_times(&self, t: super::Times) -> KResult<()> {
+        let mut a = self.attrs.lock();
+        if let Some(at) = t.atime_ns {
+            a.atime_ns = at;
+        }
+        if let Some(mt) = t.mtime_ns {
+            a.mtime_ns = mt;
+        }
+        a.ctime_ns = super::now_ns();
+        Ok(())
+    }
+
+    fn fs_magic(&self) -> u64 {
+        self.fs.magic
     }
 
     fn as_any(&self) -> &dyn core::any::Any {
