@@ -24,12 +24,27 @@ pub struct Options<'a> {
     pub bench: Option<&'a str>,
     /// `loglevel=off|error|warn|info|debug|trace`: console log verbosity.
     pub loglevel: Option<log::LevelFilter>,
+    /// `strace[=1]`: log every system call of the app, strace style.
+    pub strace: bool,
+    /// `env=NAME=VALUE` (repeatable, in order): the app's environment.
+    /// None given: [`DEFAULT_ENV`].
+    pub env: arrayvec::ArrayVec<&'a str, MAX_ENV>,
+    /// `argv0=NAME`: the `argv[0]` the app sees when it differs from the
+    /// path that is run (the first word after ` -- `), as a shell passes
+    /// the name typed.
+    pub argv0: Option<&'a str>,
     /// Everything after ` -- `, unparsed (see [`Options::app_args`]).
     pub app: &'a str,
     /// The first unknown `key[=value]`, reported at boot; the count of them.
     pub unknown: Option<&'a str>,
     pub unknown_count: usize,
 }
+
+/// The most `env=` options accepted.
+pub const MAX_ENV: usize = 128;
+
+/// The app's environment when no `env=` option is given.
+pub const DEFAULT_ENV: [&str; 3] = ["PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/", "TERM=linux"];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CmdlineError<'a> {
@@ -41,6 +56,10 @@ pub enum CmdlineError<'a> {
     EmptyValue { key: &'a str },
     /// `loglevel=` with an unknown level.
     BadLogLevel { value: &'a str },
+    /// `env=` without `NAME=` (or an empty name).
+    BadEnv { value: &'a str },
+    /// More than [`MAX_ENV`] `env=` options.
+    TooManyEnv,
 }
 
 impl fmt::Display for CmdlineError<'_> {
@@ -58,6 +77,10 @@ impl fmt::Display for CmdlineError<'_> {
                 f,
                 "loglevel={value}: expected off, error, warn, info, debug or trace"
             ),
+            CmdlineError::BadEnv { value } => {
+                write!(f, "env={value}: expected env=NAME=VALUE")
+            }
+            CmdlineError::TooManyEnv => write!(f, "more than {MAX_ENV} env= options"),
         }
     }
 }
@@ -125,6 +148,18 @@ impl<'a> Options<'a> {
                 "ktest" => o.ktest = parse_bool(key, value)?,
                 "debug_exit" => o.debug_exit = parse_bool(key, value)?,
                 "boottime" => o.boottime = parse_bool(key, value)?,
+                "strace" => o.strace = parse_bool(key, value)?,
+                "argv0" => match value.map(unquote) {
+                    Some(v) if !v.is_empty() => o.argv0 = Some(v),
+                    _ => return Err(CmdlineError::EmptyValue { key }),
+                },
+                "env" => {
+                    let v = value.map(unquote).unwrap_or("");
+                    if v.split_once('=').is_none_or(|(name, _)| name.is_empty()) {
+                        return Err(CmdlineError::BadEnv { value: v });
+                    }
+                    o.env.try_push(v).map_err(|_| CmdlineError::TooManyEnv)?;
+                }
                 "loglevel" => {
                     let v = value.map(unquote).unwrap_or("");
                     o.loglevel = Some(
@@ -151,6 +186,16 @@ impl<'a> Options<'a> {
             w?;
         }
         Ok(o)
+    }
+
+    /// The app's environment: the `env=` options, or [`DEFAULT_ENV`].
+    pub fn app_env(&self) -> impl Iterator<Item = &'a str> + '_ {
+        let default: &[&'a str] = if self.env.is_empty() {
+            &DEFAULT_ENV
+        } else {
+            &[]
+        };
+        self.env.iter().copied().chain(default.iter().copied())
     }
 
     /// The application's argv, quotes removed.
@@ -269,6 +314,33 @@ mod tests {
             Options::parse("loglevel=loud").unwrap_err(),
             CmdlineError::BadLogLevel { value: "loud" }
         );
+    }
+
+    #[test]
+    fn env_options_in_order_or_the_default() {
+        let o = Options::parse(r#"env=A=1 strace env="B=x y" env=C= -- prog"#).unwrap();
+        assert!(o.strace);
+        assert_eq!(o.app_env().collect::<Vec<_>>(), ["A=1", "B=x y", "C="]);
+        let o = Options::parse("-- prog").unwrap();
+        assert!(!o.strace);
+        assert_eq!(o.app_env().collect::<Vec<_>>(), DEFAULT_ENV);
+        assert_eq!(
+            Options::parse("env=NOVALUE").unwrap_err(),
+            CmdlineError::BadEnv { value: "NOVALUE" }
+        );
+        assert_eq!(
+            Options::parse("env==x").unwrap_err(),
+            CmdlineError::BadEnv { value: "=x" }
+        );
+        assert!(Options::parse("strace=maybe").is_err());
+    }
+
+    #[test]
+    fn argv0_names_the_program_as_typed() {
+        let o = Options::parse("argv0=./hello -- /app/hello x").unwrap();
+        assert_eq!(o.argv0, Some("./hello"));
+        assert_eq!(o.app_args().collect::<Vec<_>>(), ["/app/hello", "x"]);
+        assert!(Options::parse("argv0= -- x").is_err());
     }
 
     #[test]

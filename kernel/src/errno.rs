@@ -8,9 +8,12 @@ use core::fmt;
 pub enum Errno {
     EPERM = 1,
     ENOENT = 2,
+    ESRCH = 3,
     EINTR = 4,
     EIO = 5,
+    ENXIO = 6,
     EBADF = 9,
+    ECHILD = 10,
     EAGAIN = 11,
     ENOMEM = 12,
     EACCES = 13,
@@ -18,6 +21,7 @@ pub enum Errno {
     EBUSY = 16,
     EEXIST = 17,
     EXDEV = 18,
+    ENODEV = 19,
     ENOTDIR = 20,
     EISDIR = 21,
     EINVAL = 22,
@@ -36,6 +40,8 @@ pub enum Errno {
     ELOOP = 40,
     ENOEXEC = 8,
     E2BIG = 7,
+    EOVERFLOW = 75,
+    EOPNOTSUPP = 95,
     ETIMEDOUT = 110,
 }
 
@@ -50,9 +56,12 @@ impl Errno {
         match self {
             EPERM => "EPERM",
             ENOENT => "ENOENT",
+            ESRCH => "ESRCH",
             EINTR => "EINTR",
             EIO => "EIO",
+            ENXIO => "ENXIO",
             EBADF => "EBADF",
+            ECHILD => "ECHILD",
             EAGAIN => "EAGAIN",
             ENOMEM => "ENOMEM",
             EACCES => "EACCES",
@@ -60,6 +69,7 @@ impl Errno {
             EBUSY => "EBUSY",
             EEXIST => "EEXIST",
             EXDEV => "EXDEV",
+            ENODEV => "ENODEV",
             ENOTDIR => "ENOTDIR",
             EISDIR => "EISDIR",
             EINVAL => "EINVAL",
@@ -78,6 +88,8 @@ impl Errno {
             ELOOP => "ELOOP",
             ENOEXEC => "ENOEXEC",
             E2BIG => "E2BIG",
+            EOVERFLOW => "EOVERFLOW",
+            EOPNOTSUPP => "EOPNOTSUPP",
             ETIMEDOUT => "ETIMEDOUT",
         }
     }

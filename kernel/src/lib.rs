@@ -62,8 +62,9 @@ pub mod trap;
 /// command line). Distinct from any status an application returns by
 /// convention (see docs/exit-status.md).
 pub const EXIT_KERNEL_FAILURE: u8 = 254;
-/// Exit status when asked to run a program this kernel cannot start (as
-/// a shell's 127, "command not found").
+/// Exit status when the program named after `--` is not in the image (as
+/// a shell's 127, "command not found"). A program that is there but cannot
+/// be executed (not an ELF, wrong arch) exits 126, as in a shell.
 pub const EXIT_NO_LOADER: u8 = 127;
 /// Exit status after a kernel panic.
 pub const EXIT_KERNEL_PANIC: u8 = 255;

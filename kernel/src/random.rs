@@ -74,6 +74,143 @@ impl Pool {
 /// The kernel-wide pool.
 pub static POOL: Pool = Pool::new();
 
+/// Where the boot seed came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Rdrand,
+    Rndr,
+    TimerJitter,
+}
+
+impl Source {
+    pub fn name(self) -> &'static str {
+        match self {
+            Source::Rdrand => "rdrand",
+            Source::Rndr => "rndr",
+            Source::TimerJitter => "timer-jitter",
+        }
+    }
+}
+
+/// 32 bytes of seed from timing jitter: the low bits of counter deltas
+/// around memory work, folded together. Weak (under TCG especially) but
+/// never the same twice; used only when the CPU has no RNG instruction.
+pub fn jitter_seed(mut counter: impl FnMut() -> u64) -> [u8; 32] {
+    let mut seed = [0u64; 4];
+    let mut scratch = [0u64; 64];
+    let mut prev = counter();
+    for i in 0..1024usize {
+        let slot = (prev as usize ^ i.wrapping_mul(0x9e37)) % scratch.len();
+        scratch[slot] = scratch[slot].rotate_left(7) ^ prev;
+        let now = counter();
+        let delta = now.wrapping_sub(prev);
+        prev = now;
+        let w = &mut seed[i % 4];
+        *w = (w.rotate_left(13) ^ delta).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+    let mut out = [0u8; 32];
+    for (i, w) in seed.iter().enumerate() {
+        let mixed = w ^ scratch[i * 16];
+        out[i * 8..i * 8 + 8].copy_from_slice(&mixed.to_le_bytes());
+    }
+    out
+}
+
+/// Seeds [`POOL`] at boot from the CPU's RNG instruction when it has one
+/// (RDRAND on x86_64, RNDR on aarch64), else from timer jitter, and logs
+/// `random: seeded source=...`. Timer jitter is always mixed in as well.
+#[cfg(target_os = "none")]
+pub fn seed_at_boot() -> Source {
+    let mut source = Source::TimerJitter;
+    let mut hw = [0u8; 32];
+    let mut ok = true;
+    for chunk in hw.chunks_mut(8) {
+        match hwrng::next() {
+            Some(v) => chunk.copy_from_slice(&v.to_le_bytes()),
+            None => ok = false,
+        }
+    }
+    if ok {
+        POOL.add_entropy(&hw);
+        source = hwrng::SOURCE;
+    }
+    POOL.add_entropy(&jitter_seed(crate::arch::cpu::counter));
+    log::info!("random: seeded source={}", source.name());
+    source
+}
+
+/// The CPU's random-number instruction. TODO(arch): this belongs in
+/// `arch::cpu` (the kernel should not carry instructions); it lives here
+/// until the arch crates export one.
+#[cfg(all(target_os = "none", target_arch = "x86_64"))]
+#[allow(unsafe_code)]
+mod hwrng {
+    pub const SOURCE: super::Source = super::Source::Rdrand;
+
+    fn has_rdrand() -> bool {
+        // CPUID.1:ECX bit 30.
+        let r = crate::arch::cpuid(1, 0);
+        r.ecx & (1 << 30) != 0
+    }
+
+    pub fn next() -> Option<u64> {
+        if !has_rdrand() {
+            return None;
+        }
+        // Intel recommends up to 10 retries on a transient failure.
+        for _ in 0..10 {
+            let v: u64;
+            let ok: u8;
+            // SAFETY: RDRAND only writes the named registers and flags;
+            // CPUID said the CPU has it.
+            unsafe {
+                core::arch::asm!("rdrand {v}", "setc {ok}", v = out(reg) v, ok = out(reg_byte) ok,
+                    options(nomem, nostack));
+            }
+            if ok == 1 {
+                return Some(v);
+            }
+        }
+        None
+    }
+}
+
+#[cfg(all(target_os = "none", target_arch = "aarch64"))]
+#[allow(unsafe_code)]
+mod hwrng {
+    pub const SOURCE: super::Source = super::Source::Rndr;
+
+    fn has_rndr() -> bool {
+        let isar0: u64;
+        // SAFETY: reading an ID register at EL1 has no side effects.
+        unsafe {
+            core::arch::asm!("mrs {r}, ID_AA64ISAR0_EL1", r = out(reg) isar0,
+                options(nomem, nostack, preserves_flags));
+        }
+        (isar0 >> 60) & 0xf >= 1
+    }
+
+    pub fn next() -> Option<u64> {
+        if !has_rndr() {
+            return None;
+        }
+        for _ in 0..10 {
+            let v: u64;
+            let ok: u64;
+            // SAFETY: RNDR (S3_3_C2_C4_0) writes the register and NZCV only;
+            // ID_AA64ISAR0_EL1.RNDR said it exists. Z clear means success.
+            unsafe {
+                core::arch::asm!("mrs {v}, s3_3_c2_c4_0", "cset {ok}, ne", v = out(reg) v,
+                    ok = out(reg) ok, options(nomem, nostack));
+            }
+            if ok == 1 {
+                return Some(v);
+            }
+        }
+        None
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -107,6 +244,22 @@ mod tests {
         b.add_entropy(&[9; 32]);
         b.add_entropy(&[1; 32]);
         assert_ne!(a.next_u64(), b.next_u64());
+    }
+
+    #[test]
+    fn jitter_seed_depends_on_the_timings() {
+        let mut t = 0u64;
+        let a = jitter_seed(|| {
+            t += 3;
+            t
+        });
+        let mut t = 0u64;
+        let b = jitter_seed(|| {
+            t += 3 + (t % 7);
+            t
+        });
+        assert_ne!(a, b);
+        assert_ne!(a, [0; 32]);
     }
 
     #[test]

@@ -55,6 +55,9 @@ pub fn kernel_main(args: BootArgs) -> ! {
 
     let platform = skiff_platform::probe::init(boot);
     crate::time::init(platform.counter_hz);
+    if let Some(w) = platform.wall_clock_at_boot {
+        crate::time::set_wall_clock(w.unix_seconds.saturating_mul(1_000_000_000), w.counter);
+    }
     crate::boottime::mark("platform", arch::cpu::counter());
     println!("{}", platform.summary());
     crate::boottime::report(platform.counter_hz);
@@ -79,20 +82,37 @@ pub fn kernel_main(args: BootArgs) -> ! {
         started + 1,
         crate::sched::cpu_count()
     );
+    crate::random::seed_at_boot();
     let ktest = opts.ktest;
     let filter = opts.ktest_filter.map(alloc::string::String::from);
-    let program = opts.app_args().next().map(alloc::string::String::from);
+    let app = AppSpec {
+        argv0: opts.argv0.map(alloc::string::String::from),
+        argv: opts.app_args().map(alloc::string::String::from).collect(),
+        envp: opts.app_env().map(alloc::string::String::from).collect(),
+        strace: opts.strace,
+    };
     let bench = opts.bench.map(alloc::string::String::from);
     crate::sched::run_main(alloc::boxed::Box::new(move || {
         if let Some(suite) = bench {
             exit(if crate::bench::run(&suite) { 0 } else { 1 });
         }
-        main_thread(ktest, filter.as_deref(), program.as_deref())
+        main_thread(ktest, filter.as_deref(), app)
     }))
 }
 
+/// The app to run, from the command line.
+struct AppSpec {
+    /// `argv[0]` as typed, when it differs from the path run (the first
+    /// word after ` -- `).
+    argv0: Option<alloc::string::String>,
+    /// The path to run, then the arguments.
+    argv: alloc::vec::Vec<alloc::string::String>,
+    envp: alloc::vec::Vec<alloc::string::String>,
+    strace: bool,
+}
+
 /// The rest of boot, after the scheduler is up: the ktests or the app.
-fn main_thread(ktest: bool, filter: Option<&str>, program: Option<&str>) -> ! {
+fn main_thread(ktest: bool, filter: Option<&str>, app: AppSpec) -> ! {
     if ktest {
         let summary = skiff_ktest::run(filter, |name, result| match result {
             Ok(()) => println!("ktest: {name} ... ok"),
@@ -106,18 +126,51 @@ fn main_thread(ktest: bool, filter: Option<&str>, program: Option<&str>) -> ! {
             1
         });
     }
-    match program {
-        None => {
-            println!("skiff: no application given (nothing after --); powering off");
-            exit(0)
-        }
-        Some(program) => {
-            // Fail loudly: running Linux programs is the next milestone.
+    if app.argv.is_empty() {
+        println!("skiff: no application given (nothing after --); powering off");
+        exit(0)
+    }
+    run_app(app)
+}
+
+/// Mounts the file systems (the initramfs as root), starts the app and
+/// waits; the app's `exit_group` powers off with its status.
+fn run_app(app: AppSpec) -> ! {
+    use crate::linux::app as linux_app;
+    let boot = BOOT_INFO
+        .get()
+        .expect("boot info is set before threads run");
+    let initrd = boot.initrd.clone().and_then(|r| {
+        let bytes = arch::mm::phys_slice(r.start, (r.end - r.start) as usize);
+        if bytes.is_none() {
             println!(
-                "skiff: cannot run {program}: this kernel has no program loader yet (exit status {})",
-                crate::EXIT_NO_LOADER
+                "skiff: initrd at {:#x}..{:#x} is not mapped; ignoring it",
+                r.start, r.end
             );
-            exit(crate::EXIT_NO_LOADER)
+        }
+        bytes
+    });
+    crate::fs::set_clock(crate::time::realtime_ns);
+    let console: alloc::sync::Arc<dyn crate::fs::devfs::Console> =
+        alloc::sync::Arc::new(linux_app::ConsoleDevice);
+    let vfs = match crate::fs::mount_root(initrd, Some(console), linux_app::proc_sources()) {
+        Ok(v) => v,
+        Err(e) => {
+            println!("skiff: cannot mount the root file system: {e}");
+            exit(crate::EXIT_KERNEL_FAILURE)
+        }
+    };
+    match linux_app::start(vfs, app.argv, app.argv0, app.envp, app.strace) {
+        Ok(thread) => {
+            crate::sched::join(&thread);
+            // The app thread ends only through exit_group or a crash, both
+            // of which power off; reaching here means it was killed.
+            println!("skiff: the app thread ended without an exit status");
+            exit(crate::EXIT_KERNEL_FAILURE)
+        }
+        Err(e) => {
+            println!("{e}");
+            exit(e.exit_status())
         }
     }
 }

@@ -161,7 +161,8 @@ ktest! {
     fn page_mapping_round_trip() {
         let va = arch::mm::KERNEL_VM_BASE + 0x1000_0000;
         let frame = check_some!(mm::alloc_frames(0).ok());
-        let mut alloc_table = || mm::alloc_frames(0).ok();
+        // Page-table pages must start zeroed (stale entries would be live).
+        let mut alloc_table = || mm::alloc_filled_frame(&mut |_| {}).ok();
         check!(arch::mm::map_page(va, frame, PageFlags::KERNEL_RW, &mut alloc_table).is_ok());
         check!(arch::mm::map_page(va, frame, PageFlags::KERNEL_RW, &mut alloc_table).is_err());
         let (pa, flags) = check_some!(arch::mm::translate(va));

@@ -173,6 +173,24 @@ mod target {
         })
     }
 
+    /// Allocates one frame for user memory, zeroes it and lets `fill`
+    /// write its contents through the direct map; returns its address.
+    pub fn alloc_filled_frame(fill: &mut dyn FnMut(&mut [u8])) -> Result<u64, FrameError> {
+        let pa = alloc_frames(0)?;
+        let va = arch::mm::phys_to_virt(pa);
+        // SAFETY: `pa` is a frame just taken from the allocator, so nothing
+        // else refers to it; all usable RAM is in the direct map (`init`),
+        // so `va .. va + 4096` is mapped, writable and exclusively ours
+        // for the life of this borrow.
+        #[allow(unsafe_code)]
+        let bytes = unsafe {
+            core::slice::from_raw_parts_mut(va as *mut u8, super::frame::FRAME_SIZE as usize)
+        };
+        bytes.fill(0);
+        fill(bytes);
+        Ok(pa)
+    }
+
     pub fn frame_stats() -> FrameStats {
         arch::cpu::without_interrupts(|| {
             FRAMES
