@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what building and testing Skiff needs on Debian bookworm (or
-# newer): QEMU (x86 + arm; bookworm-backports' 10.x when available, else the
-# release's own), dtc, the pinned Rust toolchain and its kernel targets, and
+# newer) and Ubuntu: QEMU (x86 + arm; bookworm-backports' 10.x when
+# available, else the release's own), dtc, the C toolchains, sysroot and
+# qemu-user of the Linux conformance suite, the pinned Rust toolchain and
+# its kernel targets, and
 # the Xen hypervisor package for the xen-aarch64 board (optional: without it
 # that board's test reports SKIP).
 #
@@ -46,6 +48,21 @@ else
     $SUDO apt-get install -y -qq --no-install-recommends "${pkgs[@]}"
 fi
 $SUDO apt-get install -y -qq --no-install-recommends device-tree-compiler
+
+# Running and testing Linux programs (tests/linux, `cargo skiff run --arch
+# aarch64`): C compilers for both arches and their C libraries (glibc; musl
+# on x86_64 only, as Debian ships it), the arm64 glibc sysroot
+# /usr/aarch64-linux-gnu that libraries are taken from, and qemu-user for
+# the arm64 reference runs (`qemu-aarch64 -L /usr/aarch64-linux-gnu`).
+linux_pkgs=(gcc libc6-dev gcc-aarch64-linux-gnu libc6-dev-arm64-cross musl-tools)
+if apt-cache show qemu-user >/dev/null 2>&1; then
+    linux_pkgs+=(qemu-user)
+else
+    linux_pkgs+=(qemu-user-static) # older releases; same qemu-aarch64 binary name
+fi
+echo "setup: ${linux_pkgs[*]}"
+$SUDO apt-get install -y -qq --no-install-recommends "${linux_pkgs[@]}"
+command -v qemu-aarch64 >/dev/null || command -v qemu-aarch64-static >/dev/null
 qemu-system-x86_64 --version | head -1
 qemu-system-aarch64 --version | head -1
 
@@ -54,5 +71,12 @@ qemu-system-aarch64 --version | head -1
 echo "setup: rust toolchain"
 rustup toolchain install 2>/dev/null || true
 rustup show
+
+# The unmodified Debian programs of the conformance suite (busybox, sqlite3,
+# python3.11 and their libraries) for both arches, cached in build/debian.
+# Needs dpkg-deb and apt's arm64 lists (added above); curl as a fallback.
+$SUDO apt-get install -y -qq --no-install-recommends dpkg curl
+ci/fetch-debian-progs.sh x86_64
+ci/fetch-debian-progs.sh aarch64
 
 ci/fetch-xen.sh || echo "setup: Xen package unavailable; the xen-aarch64 board will report SKIP"

@@ -9,20 +9,27 @@ pub const USAGE: &str = "\
 usage: cargo skiff <command> [options]
 
 commands:
-  run    build the kernel, boot it under QEMU, exit with the guest's status
+  run    build the kernel, boot it under QEMU, exit with the guest's status;
+         with `-- PROGRAM ARGS` run that Linux program (its interpreter and
+         libraries are packed into an initramfs; status: the program's)
          [--board B] [--arch x86_64|aarch64] [--smp N] [--mem MiB|NG]
-         [--accel auto|tcg|kvm] [--ktest] [--release] [--timeout SECS]
-         [--kernel ELF] [-- APP ARGS...]
-  test   host tests (cargo test) then the boot matrix of boards/*.toml
-         [--board B]... [--host-only] [--boot-only] [--jobs N] [--release]
-         [--accel auto|tcg|kvm]
+         [--accel auto|tcg|kvm] [--ktest] [--ktest-filter S] [--release] [--timeout SECS]
+         [--kernel ELF] [--strace] [--env NAME=VALUE]... [--add HOST:GUEST]...
+         [--sysroot DIR] [-- PROGRAM ARGS...]
+  test   host tests (cargo test), the boot matrix of boards/*.toml, then
+         the Linux conformance suite (tests/linux: each program on Linux
+         and on Skiff, stdout and status compared)
+         [--board B]... [--only host|boot|linux] [--skip host|boot|linux]...
+         [--host-only] [--boot-only] [--filter SUBSTRING] [--jobs N]
+         [--release] [--accel auto|tcg|kvm]
   bench  boot an in-guest benchmark suite twice (plain, and under
          -icount shift=0 where a guest ns is one instruction) and print a table
-         sched [--board B] [--arch x86_64|aarch64] [--smp N] [--accel ...]
+         sched|syscall [--board B] [--arch x86_64|aarch64] [--smp N] [--accel ...]
   boards list the boards
   help   this text
 
-docs: README.md, docs/boards.md, docs/exit-status.md, docs/debugging.md";
+docs: README.md, docs/boards.md, docs/exit-status.md, docs/debugging.md,
+      tests/linux/README.md";
 
 /// `skiff run` options.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,10 +40,21 @@ pub struct RunArgs {
     pub mem_mib: Option<u32>,
     pub accel: AccelRequest,
     pub ktest: bool,
+    /// `--ktest-filter S`: only ktests whose name contains S (implies --ktest).
+    pub ktest_filter: Option<String>,
     pub release: bool,
     pub timeout_secs: Option<u64>,
     /// Boot this kernel ELF instead of building one.
     pub kernel: Option<std::path::PathBuf>,
+    /// `--strace`: the kernel logs every system call.
+    pub strace: bool,
+    /// `--env NAME=VALUE`, in order.
+    pub env: Vec<String>,
+    /// `--add HOST:GUEST`, in order.
+    pub adds: Vec<String>,
+    /// `--sysroot DIR`: where libraries come from (default: `/` for the
+    /// host's arch, `/usr/<triple>` for the other).
+    pub sysroot: Option<std::path::PathBuf>,
     pub app: Vec<String>,
 }
 
@@ -46,6 +64,10 @@ pub struct TestArgs {
     pub boards: Vec<String>,
     pub host: bool,
     pub boot: bool,
+    /// The Linux conformance phase (tests/linux).
+    pub linux: bool,
+    /// `--filter S`: only conformance cases whose name contains S.
+    pub filter: Option<String>,
     pub jobs: usize,
     pub release: bool,
     pub accel: AccelRequest,
@@ -146,9 +168,14 @@ fn parse_run<I: Iterator<Item = String>>(a: &mut Args<I>) -> Result<RunArgs> {
         mem_mib: None,
         accel: AccelRequest::Auto,
         ktest: false,
+        ktest_filter: None,
         release: false,
         timeout_secs: None,
         kernel: None,
+        strace: false,
+        env: Vec::new(),
+        adds: Vec::new(),
+        sysroot: None,
         app: Vec::new(),
     };
     while let Some(arg) = a.it.next() {
@@ -171,6 +198,10 @@ fn parse_run<I: Iterator<Item = String>>(a: &mut Args<I>) -> Result<RunArgs> {
             }
             "--accel" => r.accel = a.accel()?,
             "--ktest" => r.ktest = true,
+            "--ktest-filter" => {
+                r.ktest = true;
+                r.ktest_filter = Some(a.value("--ktest-filter")?);
+            }
             "--release" => r.release = true,
             "--timeout" => {
                 let secs: u64 = a.number("--timeout")?;
@@ -180,6 +211,27 @@ fn parse_run<I: Iterator<Item = String>>(a: &mut Args<I>) -> Result<RunArgs> {
                 r.timeout_secs = Some(secs);
             }
             "--kernel" => r.kernel = Some(a.value("--kernel")?.into()),
+            "--strace" => r.strace = true,
+            "--env" => {
+                let v = a.value("--env")?;
+                if v.split_once('=').is_none_or(|(k, _)| k.is_empty()) {
+                    return Err(usage(format!("--env {v}: expected NAME=VALUE")));
+                }
+                r.env.push(v);
+            }
+            "--add" => {
+                let v = a.value("--add")?;
+                if !v
+                    .rsplit_once(':')
+                    .is_some_and(|(h, g)| !h.is_empty() && g.starts_with('/'))
+                {
+                    return Err(usage(format!(
+                        "--add {v}: expected HOST:GUEST with an absolute GUEST path"
+                    )));
+                }
+                r.adds.push(v);
+            }
+            "--sysroot" => r.sysroot = Some(a.value("--sysroot")?.into()),
             "--" => {
                 r.app = a.it.by_ref().collect();
                 break;
@@ -187,16 +239,39 @@ fn parse_run<I: Iterator<Item = String>>(a: &mut Args<I>) -> Result<RunArgs> {
             other => return Err(usage(format!("run: unknown option `{other}`"))),
         }
     }
+    let app_only = r.strace || !r.env.is_empty() || !r.adds.is_empty() || r.sysroot.is_some();
+    if app_only && r.app.is_empty() {
+        return Err(usage(
+            "--strace, --env, --add and --sysroot need a program after `--`",
+        ));
+    }
     Ok(r)
+}
+
+/// A test phase named by `--only` / `--skip`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Host,
+    Boot,
+    Linux,
+}
+
+fn phase(flag: &str, v: &str) -> Result<Phase> {
+    match v {
+        "host" => Ok(Phase::Host),
+        "boot" => Ok(Phase::Boot),
+        "linux" => Ok(Phase::Linux),
+        _ => Err(usage(format!("{flag} {v}: expected host, boot or linux"))),
+    }
 }
 
 fn parse_bench<I: Iterator<Item = String>>(a: &mut Args<I>) -> Result<BenchArgs> {
     let suite =
         a.it.next()
-            .ok_or_else(|| usage("bench: name a suite (sched)"))?;
-    if suite != "sched" {
+            .ok_or_else(|| usage("bench: name a suite (sched, syscall)"))?;
+    if crate::bench::Suite::parse(&suite).is_none() {
         return Err(usage(format!(
-            "bench: unknown suite `{suite}` (known: sched)"
+            "bench: unknown suite `{suite}` (known: sched, syscall)"
         )));
     }
     let mut b = BenchArgs {
@@ -228,6 +303,8 @@ fn parse_test<I: Iterator<Item = String>>(a: &mut Args<I>) -> Result<TestArgs> {
         boards: Vec::new(),
         host: true,
         boot: true,
+        linux: true,
+        filter: None,
         jobs: 1,
         release: false,
         accel: AccelRequest::Auto,
@@ -235,8 +312,20 @@ fn parse_test<I: Iterator<Item = String>>(a: &mut Args<I>) -> Result<TestArgs> {
     while let Some(arg) = a.it.next() {
         match arg.as_str() {
             "--board" => t.boards.push(a.value("--board")?),
-            "--host-only" => t.boot = false,
-            "--boot-only" => t.host = false,
+            "--host-only" => (t.boot, t.linux) = (false, false),
+            "--boot-only" => (t.host, t.linux) = (false, false),
+            "--only" => {
+                let p = phase("--only", &a.value("--only")?)?;
+                t.host = p == Phase::Host;
+                t.boot = p == Phase::Boot;
+                t.linux = p == Phase::Linux;
+            }
+            "--skip" => match phase("--skip", &a.value("--skip")?)? {
+                Phase::Host => t.host = false,
+                Phase::Boot => t.boot = false,
+                Phase::Linux => t.linux = false,
+            },
+            "--filter" => t.filter = Some(a.value("--filter")?),
             "--jobs" | "-j" => {
                 t.jobs = a.number("--jobs")?;
                 if t.jobs == 0 {
@@ -248,8 +337,10 @@ fn parse_test<I: Iterator<Item = String>>(a: &mut Args<I>) -> Result<TestArgs> {
             other => return Err(usage(format!("test: unknown option `{other}`"))),
         }
     }
-    if !t.host && !t.boot {
-        return Err(usage("--host-only and --boot-only exclude each other"));
+    if !t.host && !t.boot && !t.linux {
+        return Err(usage(
+            "no test phase left to run (--only/--skip/--host-only/--boot-only)",
+        ));
     }
     Ok(t)
 }
@@ -317,9 +408,44 @@ mod tests {
             panic!()
         };
         assert_eq!(t.boards, ["a", "b"]);
-        assert_eq!((t.jobs, t.host, t.boot), (2, false, true));
+        assert_eq!((t.jobs, t.host, t.boot, t.linux), (2, false, true, false));
         assert!(p("test --host-only --boot-only").is_err());
         assert!(p("test -j 0").is_err());
+        let Command::Test(t) = p("test --only linux --filter x86_64/glibc").unwrap() else {
+            panic!()
+        };
+        assert_eq!((t.host, t.boot, t.linux), (false, false, true));
+        assert_eq!(t.filter.as_deref(), Some("x86_64/glibc"));
+        let Command::Test(t) = p("test --skip linux --skip host").unwrap() else {
+            panic!()
+        };
+        assert_eq!((t.host, t.boot, t.linux), (false, true, false));
+        let Command::Test(t) = p("test").unwrap() else {
+            panic!()
+        };
+        assert!(t.host && t.boot && t.linux);
+        assert!(p("test --only network").is_err());
+        assert!(p("test --skip host --skip boot --skip linux").is_err());
+    }
+
+    #[test]
+    fn run_program_options() {
+        let Command::Run(r) = p(
+            "run --arch aarch64 --strace --env A=1 --env B= --add /h/lib:/usr/lib/x --sysroot /srv/arm -- /tmp/hello-arm64 x",
+        )
+        .unwrap() else {
+            panic!()
+        };
+        assert!(r.strace);
+        assert_eq!(r.env, ["A=1", "B="]);
+        assert_eq!(r.adds, ["/h/lib:/usr/lib/x"]);
+        assert_eq!(r.sysroot.as_deref(), Some(std::path::Path::new("/srv/arm")));
+        assert_eq!(r.app, ["/tmp/hello-arm64", "x"]);
+        assert!(p("run --env NOEQUALS -- x").is_err());
+        assert!(p("run --env =v -- x").is_err());
+        assert!(p("run --add /h:relative -- x").is_err());
+        assert!(p("run --add :/g -- x").is_err());
+        assert!(p("run --strace").is_err());
     }
 
     #[test]

@@ -148,6 +148,32 @@ pub fn parse_exit_status(line: &str) -> Option<u8> {
         .ok()
 }
 
+/// Whether a console line is the kernel's (or QEMU's, which the runner
+/// prefixes `qemu: `) rather than the program's: the kernel's lines all
+/// start with a lowercase `subsystem: ` word (STYLE.md), so anything else
+/// is the program's output. Programs whose lines look like `word: ...`
+/// cannot be told apart; the conformance suite refuses such references.
+pub fn is_kernel_line(line: &str) -> bool {
+    let text = guest_text(line);
+    let Some((word, _)) = text.split_once(": ") else {
+        return false;
+    };
+    let mut chars = word.chars();
+    chars.next().is_some_and(|c| c.is_ascii_lowercase())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "_.-".contains(c))
+}
+
+/// The program's output in a run's console log: the lines before the
+/// status line that are not the kernel's ([`is_kernel_line`]), with
+/// hypervisor prefixes and carriage returns removed.
+pub fn program_output(log: &[String]) -> Vec<String> {
+    log.iter()
+        .take_while(|l| parse_exit_status(l).is_none())
+        .filter(|l| !is_kernel_line(l))
+        .map(|l| guest_text(l).to_string())
+        .collect()
+}
+
 /// The program counter in a `backtrace: #N pc=0x...` line.
 pub fn parse_backtrace_pc(line: &str) -> Option<u64> {
     let rest = guest_text(line).strip_prefix("backtrace: #")?;
@@ -270,6 +296,43 @@ mod tests {
         );
         assert_eq!(parse_backtrace_pc("backtrace: #1 pc=zz"), None);
         assert_eq!(parse_backtrace_pc("trace: #1 pc=0x10"), None);
+    }
+
+    #[test]
+    fn kernel_lines_and_program_output() {
+        for k in [
+            "skiff: booting protocol=pvh",
+            "platform: arch=x86_64 hypervisor=tcg",
+            "linux: unimplemented syscall name=foo",
+            "qemu: qemu-system-x86_64: warning",
+            "(XEN) DOM1: sched: cpus_online=1",
+            "x86_64.fault-2: x",
+        ] {
+            assert!(is_kernel_line(k), "{k}");
+        }
+        for p in [
+            "hello=world",
+            "argv[0]=</app/hello>",
+            "Hello: world",
+            "env <PATH=/bin>",
+            "",
+            "no colon here",
+            "key:value",
+            "two words: x",
+        ] {
+            assert!(!is_kernel_line(p), "{p}");
+        }
+        let log: Vec<String> = [
+            "skiff: booting",
+            "hello=world\r",
+            "linux: exec path=/app/hello",
+            "argc=1",
+            "skiff: exit status=0",
+            "after=1",
+        ]
+        .map(String::from)
+        .to_vec();
+        assert_eq!(program_output(&log), ["hello=world", "argc=1"]);
     }
 
     #[test]

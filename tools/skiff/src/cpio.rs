@@ -83,7 +83,7 @@ impl Archive {
 
     /// newc aligns headers+names and file data to 4 bytes.
     fn pad(&mut self) {
-        while self.out.len() % 4 != 0 {
+        while !self.out.len().is_multiple_of(4) {
             self.out.push(0);
         }
     }

@@ -1,19 +1,26 @@
 //! `skiff`, the Skiff host tool (`cargo skiff ...`): builds the kernel for a
 //! board, boots it under QEMU with the console streamed and backtraces
-//! symbolised, exits with the guest's status; and runs the test suite (host
-//! tests and the boot matrix from `boards/`).
+//! symbolised, exits with the guest's status; runs Linux programs (packed
+//! with their libraries into an initramfs, see [`app`]); and runs the test
+//! suite (host tests, the boot matrix from `boards/`, the Linux conformance
+//! suite of `tests/linux`).
 
 mod accel;
+mod app;
 mod bench;
 mod boards;
 mod cli;
 mod console;
 mod cpio;
+mod elfinfo;
 mod error;
 mod kernel;
+mod linux_guest;
+mod linux_suite;
 mod matrix;
 mod qemu;
 mod symbols;
+mod sysroot;
 mod xen;
 
 use crate::accel::HostFacts;
@@ -22,7 +29,7 @@ use crate::cli::{Command, RunArgs};
 use crate::error::Result;
 use crate::qemu::{AfterStatus, RunSpec};
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -68,9 +75,57 @@ fn dispatch(cmd: Command) -> Result<u8> {
     }
 }
 
+/// Packs the program named after `--` for `board` and writes the
+/// initramfs; `Ok(Err(status))` when the program cannot run (reported).
+fn pack_program(
+    root: &Path,
+    board: &Board,
+    r: &RunArgs,
+) -> Result<std::result::Result<(app::Packed, PathBuf), u8>> {
+    if board.boot == BootProtocol::XenDom0less {
+        eprintln!(
+            "skiff: error: board {} boots Skiff as a Xen dom0less guest, which has no initramfs yet; use a qemu-* board",
+            board.name
+        );
+        return Ok(Err(qemu::STATUS_HOST_ERROR));
+    }
+    let req = app::Request {
+        arch: board.arch,
+        sysroot: r
+            .sysroot
+            .clone()
+            .unwrap_or_else(|| sysroot::Root::default_dir(board.arch)),
+        argv: &r.app,
+        env: &r.env,
+        adds: &r.adds,
+        strace: r.strace,
+    };
+    let packed = match app::pack(&req) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("skiff: error: {e}");
+            return Ok(Err(qemu::STATUS_HOST_ERROR));
+        }
+    };
+    let dir = matrix::target_dir(root).join("skiff-run");
+    std::fs::create_dir_all(&dir).map_err(error::Error::io(&dir))?;
+    let path = dir.join(format!("initrd-{}.cpio", std::process::id()));
+    std::fs::write(&path, &packed.initrd).map_err(error::Error::io(&path))?;
+    Ok(Ok((packed, path)))
+}
+
 fn run(root: &Path, r: &RunArgs) -> Result<u8> {
     let all = boards::load_dir(&root.join("boards"))?;
     let board: &Board = boards::select(&all, r.board.as_deref(), r.arch)?;
+    // The program is checked and packed before anything is built or booted.
+    let program = if r.ktest || r.app.is_empty() {
+        None
+    } else {
+        match pack_program(root, board, r)? {
+            Ok(p) => Some(p),
+            Err(status) => return Ok(status),
+        }
+    };
     let decision = accel::decide(r.accel, HostFacts::probe(), board)?;
     if decision.warn_pvm {
         eprintln!("skiff: warning: /dev/kvm is the software kvm_pvm module; expect this to be slower than TCG");
@@ -82,7 +137,20 @@ fn run(root: &Path, r: &RunArgs) -> Result<u8> {
     };
     let smp = r.smp.unwrap_or(1);
     let mem = r.mem_mib.unwrap_or(board.memory_mib);
-    let cmdline = qemu::kernel_cmdline(board, r.ktest, &r.app)?;
+    let cmdline = match &program {
+        Some((packed, _)) => match packed.launch.cmdline_words() {
+            Ok(words) => qemu::app_cmdline(board, &words),
+            Err(e) => {
+                eprintln!("skiff: error: {e}");
+                return Ok(qemu::STATUS_HOST_ERROR);
+            }
+        },
+        None => qemu::kernel_cmdline(board, r.ktest, &r.app)?,
+    };
+    let cmdline = match (&program, &r.ktest_filter) {
+        (None, Some(f)) if r.app.is_empty() => format!("{cmdline} ktest.filter={f}"),
+        _ => cmdline,
+    };
     let boot_file = kernel.boot_file(board).to_path_buf();
     let xen = match board.boot {
         BootProtocol::XenDom0less => Some(xen::prepare(
@@ -100,7 +168,23 @@ fn run(root: &Path, r: &RunArgs) -> Result<u8> {
         xen,
         icount: false,
     };
-    let argv = qemu::qemu_args(&spec);
+    let mut argv = qemu::qemu_args(&spec);
+    if let Some((packed, initrd)) = &program {
+        qemu::add_initrd(&mut argv, initrd);
+        eprintln!(
+            "skiff: app path={} interp={} libraries={} files={} initrd={}KiB",
+            packed.launch.path,
+            packed.interp.as_deref().unwrap_or("none"),
+            packed.libraries.len(),
+            packed.file_count,
+            packed.initrd.len().div_ceil(1024)
+        );
+        if packed.initrd.len() as u64 > u64::from(mem) * 1024 * 1024 / 4 {
+            eprintln!(
+                "skiff: warning: the initramfs is over a quarter of guest memory ({mem} MiB); consider --mem"
+            );
+        }
+    }
     eprintln!(
         "skiff: board={} arch={} smp={smp} mem={mem}MiB",
         board.name, board.arch
@@ -141,6 +225,9 @@ fn run(root: &Path, r: &RunArgs) -> Result<u8> {
     );
     if let Some(x) = &spec.xen {
         xen::cleanup(x);
+    }
+    if let Some((_, initrd)) = &program {
+        let _ = std::fs::remove_file(initrd);
     }
     if let Some(msg) = outcome.ending.explain() {
         eprintln!("skiff: {msg}");

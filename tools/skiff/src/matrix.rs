@@ -1,7 +1,8 @@
-//! `cargo skiff test`: host tests, then the boot matrix. Every board in
-//! `boards/` boots with `ktest=1` on each of its `test.smp` counts; each
-//! boot is judged from its console (platform line field by field, ktest
-//! summary, exit status). One line per case, then `N passed, M failed`.
+//! `cargo skiff test`: host tests, then the boot matrix, then the Linux
+//! conformance suite ([`crate::linux_suite`]). Every board in `boards/`
+//! boots with `ktest=1` on each of its `test.smp` counts; each boot is
+//! judged from its console (platform line field by field, ktest summary,
+//! exit status). One line per case, then `N passed, M failed`.
 
 use crate::accel::{self, Accel, AccelRequest, HostFacts};
 use crate::boards::{Arch, Board, BootProtocol};
@@ -134,14 +135,19 @@ pub fn check_platform(
 
 /// Where a case's full console log is written.
 fn log_dir(root: &Path) -> PathBuf {
+    target_dir(root).join("skiff-test")
+}
+
+/// Cargo's target directory (`CARGO_TARGET_DIR` or `<root>/target`), where
+/// the tool keeps logs, initramfs files and built test programs.
+pub fn target_dir(root: &Path) -> PathBuf {
     let target =
         std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
-    let target = if target.is_relative() {
+    if target.is_relative() {
         root.join(target)
     } else {
         target
-    };
-    target.join("skiff-test")
+    }
 }
 
 /// Runs the host tests; true when they passed.
@@ -239,6 +245,11 @@ pub fn run(root: &Path, boards: &[Board], args: &TestArgs) -> Result<u8> {
                 .collect::<Result<_>>()?
         };
         boot_matrix(root, &selected, args, &mut tally);
+    }
+    if args.linux {
+        for v in crate::linux_suite::run(root, boards, args) {
+            tally.add(&v);
+        }
     }
     println!(
         "skiff: test: finished in {:.1}s",

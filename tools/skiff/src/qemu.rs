@@ -81,6 +81,30 @@ pub fn kernel_cmdline(board: &Board, ktest: bool, app: &[String]) -> Result<Stri
     Ok(words.join(" "))
 }
 
+/// The kernel command line for running a program: board defaults,
+/// `debug_exit=1` when the board has an exit device, then the program's
+/// words ([`crate::app::Launch::cmdline_words`], already quoted).
+pub fn app_cmdline(board: &Board, words: &[String]) -> String {
+    let mut all: Vec<String> = board
+        .cmdline
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    if wants_debug_exit(board) {
+        all.push("debug_exit=1".into());
+    }
+    all.extend(words.iter().cloned());
+    all.join(" ")
+}
+
+/// Adds the initramfs: QEMU hands it over as the PVH start_info's first
+/// module (x86_64) or as the DT's `/chosen/linux,initrd-{start,end}`
+/// (aarch64 `virt`); the kernel finds it in `BootInfo::initrd`.
+pub fn add_initrd(args: &mut Vec<String>, initrd: &Path) {
+    args.push("-initrd".into());
+    args.push(initrd.display().to_string());
+}
+
 /// QEMU's argv (without the program name) for `spec`.
 pub fn qemu_args(spec: &RunSpec) -> Vec<String> {
     let b = spec.board;
