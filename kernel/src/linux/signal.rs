@@ -514,15 +514,39 @@ impl Default for SigThread {
     }
 }
 
+/// Per-thread signal state. A spin lock around O(1) field updates, taken
+/// with interrupts off on the target (the lock rule of docs/scheduler.md):
+/// a thread preempted while holding it would make others spin.
 static THREADS: spin::Mutex<BTreeMap<u32, SigThread>> = spin::Mutex::new(BTreeMap::new());
 
+/// Set once any signal was queued or `rt_sigreturn` called: until then the
+/// return-to-user path skips the table entirely (no lock per syscall for
+/// the many programs that never signal).
+static IN_USE: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+fn mark_in_use() {
+    IN_USE.store(true, core::sync::atomic::Ordering::Release);
+}
+
+/// Whether delivery has anything to look at.
+pub fn in_use() -> bool {
+    IN_USE.load(core::sync::atomic::Ordering::Acquire)
+}
+
+fn locked<R>(f: impl FnOnce(&mut BTreeMap<u32, SigThread>) -> R) -> R {
+    #[cfg(target_os = "none")]
+    return crate::arch::cpu::without_interrupts(|| f(&mut THREADS.lock()));
+    #[cfg(not(target_os = "none"))]
+    f(&mut THREADS.lock())
+}
+
 fn with<R>(tid: u32, f: impl FnOnce(&mut SigThread) -> R) -> R {
-    f(THREADS.lock().entry(tid).or_default())
+    locked(|m| f(m.entry(tid).or_default()))
 }
 
 /// Forgets a thread that exited.
 pub fn forget(tid: u32) {
-    THREADS.lock().remove(&tid);
+    locked(|m| m.remove(&tid));
 }
 
 /// Makes `info.signo` pending on thread `tid`, unless its action ignores
@@ -542,6 +566,7 @@ pub fn queue(task: &Task, thread: &ThreadState, info: Info) {
         }
         t.pending |= bit(sig);
     });
+    mark_in_use();
 }
 
 /// Bits pending on `tid`.
@@ -770,6 +795,7 @@ pub fn sigaltstack(ctx: &mut Cx, ss: usize, old: usize, sp: Option<u64>) -> KRes
 pub fn sys_rt_sigreturn(ctx: &mut Cx, _: &Args) -> KResult<usize> {
     let tid = thread(ctx)?.tid();
     with(tid, |t| t.sigreturn = true);
+    mark_in_use();
     Ok(0)
 }
 
@@ -928,6 +954,9 @@ mod target {
 
     /// [`deliver`] for a given thread.
     pub fn deliver_to(task: &Task, thread: &ThreadState, regs: &mut UserRegs) {
+        if !in_use() {
+            return;
+        }
         if take_sigreturn(thread.tid()) {
             let size = frame_size(ARCH);
             let mut b = vec![0u8; size];
