@@ -88,15 +88,32 @@ pub fn wait_for_timer(ns: u64, limit_ns: u64) -> Option<u64> {
     REQUEST.store((start + ns_to_ticks(ns)).max(1), Ordering::Release);
     program_request();
     let limit = start + ns_to_ticks(limit_ns);
-    while timer_interrupts() == before {
-        if arch::cpu::counter() > limit {
-            REQUEST.store(0, Ordering::Release);
-            program_request();
-            return None;
+    loop {
+        // Check and halt with interrupts off: `wait_for_interrupt` enables
+        // them atomically with the halt (`sti; hlt`, `wfi` with the
+        // interrupt pending), so an interrupt arriving between the check
+        // and the halt still ends the halt instead of being lost (under
+        // icount a lost one hangs the guest: nothing else advances time).
+        let fired = arch::cpu::without_interrupts(|| {
+            if timer_interrupts() != before {
+                return Some(true);
+            }
+            if arch::cpu::counter() > limit {
+                return Some(false);
+            }
+            arch::cpu::wait_for_interrupt();
+            None
+        });
+        match fired {
+            Some(true) => return Some(last_timer_counter()),
+            Some(false) => {
+                REQUEST.store(0, Ordering::Release);
+                program_request();
+                return None;
+            }
+            None => {}
         }
-        arch::cpu::wait_for_interrupt();
     }
-    Some(last_timer_counter())
 }
 
 /// Hands the request to whoever owns the timer.
