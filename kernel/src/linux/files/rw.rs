@@ -173,23 +173,9 @@ fn readv_at(ctx: &mut dyn Ctx, a: &Args, at: At) -> KResult<usize> {
         }
         return Ok(n);
     }
-    let mut done = 0;
-    for (base, len) in iov {
-        let at = match at {
-            At::Pos(p) => At::Pos(p + done as u64),
-            At::Cursor => At::Cursor,
-        };
-        let n = match read_to_user(ctx, &f, base, len, at) {
-            Ok(n) => n,
-            Err(e) if done == 0 => return Err(e),
-            Err(_) => break,
-        };
-        done += n;
-        if n < len {
-            break;
-        }
-    }
-    Ok(done)
+    each_iovec(&iov, at, |base, len, at| {
+        read_to_user(ctx, &f, base, len, at)
+    })
 }
 
 fn writev_at(ctx: &mut dyn Ctx, a: &Args, at: At) -> KResult<usize> {
@@ -209,13 +195,26 @@ fn writev_at(ctx: &mut dyn Ctx, a: &Args, at: At) -> KResult<usize> {
         }
         return file_write(&f, at, &buf);
     }
+    each_iovec(&iov, at, |base, len, at| {
+        write_from_user(ctx, &f, base, len, at)
+    })
+}
+
+/// Runs `op` on each iovec in turn (the position advancing for
+/// `preadv`/`pwritev`) until a short transfer; an error after some bytes
+/// moved ends the call with the count so far, as Linux does.
+fn each_iovec(
+    iov: &[(usize, usize)],
+    at: At,
+    mut op: impl FnMut(usize, usize, At) -> KResult<usize>,
+) -> KResult<usize> {
     let mut done = 0;
-    for (base, len) in iov {
+    for &(base, len) in iov {
         let at = match at {
             At::Pos(p) => At::Pos(p + done as u64),
             At::Cursor => At::Cursor,
         };
-        let n = match write_from_user(ctx, &f, base, len, at) {
+        let n = match op(base, len, at) {
             Ok(n) => n,
             Err(e) if done == 0 => return Err(e),
             Err(_) => break,
