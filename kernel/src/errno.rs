@@ -43,6 +43,36 @@ pub enum Errno {
     EOVERFLOW = 75,
     EOPNOTSUPP = 95,
     ETIMEDOUT = 110,
+    ENOTSOCK = 88,
+    EDESTADDRREQ = 89,
+    EMSGSIZE = 90,
+    EPROTOTYPE = 91,
+    ENOPROTOOPT = 92,
+    EPROTONOSUPPORT = 93,
+    ESOCKTNOSUPPORT = 94,
+    EAFNOSUPPORT = 97,
+    EADDRINUSE = 98,
+    EADDRNOTAVAIL = 99,
+    ENETDOWN = 100,
+    ENETUNREACH = 101,
+    ECONNABORTED = 103,
+    ECONNRESET = 104,
+    ENOBUFS = 105,
+    EISCONN = 106,
+    ENOTCONN = 107,
+    ECONNREFUSED = 111,
+    EHOSTUNREACH = 113,
+    EALREADY = 114,
+    EINPROGRESS = 115,
+    /// Kernel-internal, never seen by the application: a blocking call was
+    /// interrupted by a signal and is restarted if the handler has
+    /// `SA_RESTART` (or no handler runs), else it returns EINTR. Linux's
+    /// ERESTARTSYS; the signal code converts it on the way out.
+    ERESTARTSYS = 512,
+    /// Kernel-internal: restarted when no handler runs, EINTR when one does
+    /// (whatever `SA_RESTART` says) — pause, sigsuspend-like waits, poll
+    /// with a timeout (Linux's ERESTARTNOHAND).
+    ERESTARTNOHAND = 514,
 }
 
 impl Errno {
@@ -91,6 +121,29 @@ impl Errno {
             EOVERFLOW => "EOVERFLOW",
             EOPNOTSUPP => "EOPNOTSUPP",
             ETIMEDOUT => "ETIMEDOUT",
+            ENOTSOCK => "ENOTSOCK",
+            EDESTADDRREQ => "EDESTADDRREQ",
+            EMSGSIZE => "EMSGSIZE",
+            EPROTOTYPE => "EPROTOTYPE",
+            ENOPROTOOPT => "ENOPROTOOPT",
+            EPROTONOSUPPORT => "EPROTONOSUPPORT",
+            ESOCKTNOSUPPORT => "ESOCKTNOSUPPORT",
+            EAFNOSUPPORT => "EAFNOSUPPORT",
+            EADDRINUSE => "EADDRINUSE",
+            EADDRNOTAVAIL => "EADDRNOTAVAIL",
+            ENETDOWN => "ENETDOWN",
+            ENETUNREACH => "ENETUNREACH",
+            ECONNABORTED => "ECONNABORTED",
+            ECONNRESET => "ECONNRESET",
+            ENOBUFS => "ENOBUFS",
+            EISCONN => "EISCONN",
+            ENOTCONN => "ENOTCONN",
+            ECONNREFUSED => "ECONNREFUSED",
+            EHOSTUNREACH => "EHOSTUNREACH",
+            EALREADY => "EALREADY",
+            EINPROGRESS => "EINPROGRESS",
+            ERESTARTSYS => "ERESTARTSYS",
+            ERESTARTNOHAND => "ERESTARTNOHAND",
         }
     }
 }

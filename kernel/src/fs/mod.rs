@@ -15,14 +15,31 @@ pub mod procfs;
 pub mod ramfs;
 mod root;
 pub mod synth;
+mod waitq;
 
 pub use root::{mount_root, MountError};
+pub use waitq::WaitQueue;
 
 use crate::errno::{Errno, KResult};
 use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
+
+/// `poll(2)` event bits, Linux's values (also epoll's `EPOLL*` low bits).
+pub mod pollbits {
+    pub const POLLIN: u32 = 0x001;
+    pub const POLLPRI: u32 = 0x002;
+    pub const POLLOUT: u32 = 0x004;
+    pub const POLLERR: u32 = 0x008;
+    pub const POLLHUP: u32 = 0x010;
+    pub const POLLNVAL: u32 = 0x020;
+    pub const POLLRDNORM: u32 = 0x040;
+    pub const POLLRDBAND: u32 = 0x080;
+    pub const POLLWRNORM: u32 = 0x100;
+    pub const POLLWRBAND: u32 = 0x200;
+    pub const POLLRDHUP: u32 = 0x2000;
+}
 
 pub const NAME_MAX: usize = 255;
 pub const PATH_MAX: usize = 4096;
@@ -224,6 +241,29 @@ pub trait Inode: Send + Sync {
     /// streams); None for files that do not know.
     fn readable_bytes(&self) -> Option<usize> {
         None
+    }
+
+    /// Readiness now, as [`pollbits`] (POLLIN, POLLOUT, POLLHUP, ...), for
+    /// poll/select/epoll. Runs with interrupts off inside
+    /// `sync::wait_any`'s condition: atomics and short spin locks only,
+    /// never a sleeping lock. Default: always readable and writable, like
+    /// Linux's regular files.
+    fn poll_ready(&self) -> u32 {
+        use pollbits::*;
+        POLLIN | POLLRDNORM | POLLOUT | POLLWRNORM
+    }
+
+    /// Calls `f` with every wait queue this object wakes when what
+    /// [`Inode::poll_ready`] reports may have changed. Objects whose
+    /// readiness never changes (regular files) register none.
+    fn poll_queues(&self, _f: &mut dyn FnMut(&WaitQueue)) {}
+
+    /// Bumped on every event that Linux would report to an edge-triggered
+    /// epoll waiter (data arrived, room appeared, a peer closed), so
+    /// `EPOLLET` can tell a new event from a stale level. Objects without
+    /// events return 0.
+    fn poll_events_seq(&self) -> u64 {
+        0
     }
 
     /// A terminal (answers `TCGETS`; others get ENOTTY).

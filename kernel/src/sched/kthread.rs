@@ -553,6 +553,26 @@ pub(crate) fn block() {
     reschedule(Reason::Block);
 }
 
+/// Ends a wait that `prepare_to_wait` began without blocking (the condition
+/// turned out true after the thread queued itself). If a waker already won
+/// `Waiting → Waking`, the wakeup is in flight: `block` drains it and keeps
+/// this thread running. Interrupts must be off.
+pub(crate) fn cancel_wait(me: &Arc<Thread>) {
+    if !me.transition(State::Waiting, State::Running) {
+        block();
+    }
+}
+
+/// Raises `t`'s interrupt and wakes it if it sits in an interruptible wait
+/// (Dekker pairing with `sync::wait_any`: it sets `interruptible` then
+/// checks the interrupt; this sets the interrupt then checks
+/// `interruptible`, both SeqCst, so one of them sees the other). Returns
+/// whether it woke the thread.
+pub fn interrupt(t: &Arc<Thread>) -> bool {
+    t.set_interrupt(true);
+    t.in_interruptible_wait() && wake(t)
+}
+
 /// Wakes `t` if it is waiting: queues it on its CPU and makes that CPU look.
 /// Returns false if it was not waiting.
 pub fn wake(t: &Arc<Thread>) -> bool {

@@ -80,6 +80,12 @@ pub struct Thread {
     /// Set by the waker that ended the current wait when it was a timeout
     /// (a timed wait's deadline), cleared when a new wait begins.
     timed_out: AtomicBool,
+    /// Set while the thread is in an interruptible wait
+    /// (`sync::wait_any(.., interruptible = true, ..)`).
+    interruptible: AtomicBool,
+    /// An interrupt (a signal for the thread) arrived; interruptible waits
+    /// end with `Wake::Interrupted` until the owner clears it.
+    interrupt: AtomicBool,
     /// What only the target needs: register context, FP state, stack, the
     /// entry closure, join state (`kthread::ThreadExt`; `()` on the host).
     pub ext: super::ThreadExt,
@@ -112,6 +118,8 @@ impl Thread {
             stats: Stats::default(),
             link: WakeLink::new(),
             timed_out: AtomicBool::new(false),
+            interruptible: AtomicBool::new(false),
+            interrupt: AtomicBool::new(false),
             ext: Default::default(),
         }
     }
@@ -138,6 +146,28 @@ impl Thread {
 
     pub(super) fn set_timed_out(&self, v: bool) {
         self.timed_out.store(v, Ordering::Release);
+    }
+
+    /// Whether an interrupt is pending (see [`Thread::set_interrupt`]).
+    pub fn interrupt_pending(&self) -> bool {
+        self.interrupt.load(Ordering::SeqCst)
+    }
+
+    /// Raises (true) or clears (false) the thread's interrupt. Raising it
+    /// does not wake the thread: `kthread::interrupt` does both. The Linux
+    /// layer raises it when a signal becomes deliverable to the thread and
+    /// clears it once no deliverable signal is left.
+    pub fn set_interrupt(&self, on: bool) {
+        self.interrupt.store(on, Ordering::SeqCst);
+    }
+
+    /// Whether the thread is inside an interruptible wait right now.
+    pub fn in_interruptible_wait(&self) -> bool {
+        self.interruptible.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn set_interruptible(&self, on: bool) {
+        self.interruptible.store(on, Ordering::SeqCst);
     }
 
     pub fn home(&self) -> u32 {

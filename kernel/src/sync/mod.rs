@@ -1,6 +1,7 @@
 //! Sleeping synchronisation for kernel threads: [`WaitQueue`] (the one
 //! primitive that blocks, with or without a deadline), and on top of it
-//! [`Mutex`], [`Condvar`], [`Semaphore`], [`RwLock`], [`Rcu`], plus
+//! [`Mutex`], [`Condvar`], [`Semaphore`], [`RwLock`], [`Rcu`], the
+//! multi-queue, interruptible [`wait_any`], plus
 //! `sleep`/`sleep_until` and [`Timer`] re-exported from the scheduler.
 //!
 //! Deadlines are absolute `time::now_ns()` values. A timed wait ends in
@@ -143,6 +144,14 @@ impl WaitQueue {
         n
     }
 
+    /// Drops `t` from the queue if it is still there. Interrupts off.
+    fn forget(&self, t: &Arc<Thread>) {
+        let mut q = self.waiters.lock();
+        if let Some(i) = q.iter().position(|x| Arc::ptr_eq(x, t)) {
+            q.remove(i);
+        }
+    }
+
     /// Threads queued (some may have been woken by other means meanwhile).
     pub fn len(&self) -> usize {
         arch::cpu::without_interrupts(|| self.waiters.lock().len())
@@ -150,6 +159,91 @@ impl WaitQueue {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+/// How a [`wait_any`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wake {
+    /// `cond()` held.
+    Ready,
+    /// The deadline passed with `cond()` still false.
+    TimedOut,
+    /// The thread's interrupt was raised (`sched::interrupt`: a signal
+    /// arrived) with `cond()` still false. The interrupt stays raised.
+    Interrupted,
+}
+
+/// Waits on several queues at once (poll, select, epoll_wait, interruptible
+/// single waits) until `cond()` holds, the clock passes `deadline_ns`
+/// (`None`: no deadline) or — if `interruptible` — the thread's interrupt
+/// is raised. A wakeup from any of the queues makes it re-check `cond`.
+///
+/// `cond` runs with interrupts off and **must not block**: atomics and
+/// short spin locks only (readiness checks like `Inode::poll_ready`).
+/// Unlike [`WaitQueue::wait_until`] it is checked *after* the thread queued
+/// itself everywhere, so a waker that changes the state and then wakes a
+/// queue either is seen by that check or wakes this thread — no lost
+/// wakeups without holding every queue's lock at once.
+///
+/// `cond` is checked first, so a ready condition wins over a raised
+/// interrupt and over an expired deadline.
+pub fn wait_any(
+    queues: &[&WaitQueue],
+    deadline_ns: Option<u64>,
+    interruptible: bool,
+    mut cond: impl FnMut() -> bool,
+) -> Wake {
+    loop {
+        let outcome = arch::cpu::without_interrupts(|| {
+            if cond() {
+                return Some(Wake::Ready);
+            }
+            let me = sched::prepare_to_wait();
+            if interruptible {
+                me.set_interruptible(true);
+            }
+            let early = |me: &Arc<Thread>, cond: &mut dyn FnMut() -> bool| {
+                if cond() {
+                    Some(Wake::Ready)
+                } else if interruptible && me.interrupt_pending() {
+                    Some(Wake::Interrupted)
+                } else if deadline_ns.is_some_and(|d| time::now_ns() >= d) {
+                    Some(Wake::TimedOut)
+                } else {
+                    None
+                }
+            };
+            for q in queues {
+                q.waiters.lock().push_back(me.clone());
+            }
+            let result = match early(&me, &mut cond) {
+                Some(r) => {
+                    sched::cancel_wait(&me);
+                    Some(r)
+                }
+                None => {
+                    let timeout = deadline_ns.map(|d| ktimer::add_wait_timeout(d, &me));
+                    sched::block();
+                    if let Some(t) = timeout {
+                        // No timeout wakeup for this wait can arrive after this.
+                        ktimer::cancel_wait_timeout(t, &me);
+                    }
+                    // Woken by a queue, the deadline or an interrupt: decide
+                    // here, so a wakeup that raced a deadline is not lost.
+                    early(&me, &mut cond)
+                }
+            };
+            me.set_interruptible(false);
+            for q in queues {
+                q.forget(&me);
+            }
+            result
+        });
+        if let Some(r) = outcome {
+            sched::preempt_point();
+            return r;
+        }
     }
 }
 
