@@ -33,6 +33,8 @@ pub mod loader;
 #[cfg(not(loom))]
 pub mod mm;
 #[cfg(not(loom))]
+pub mod net;
+#[cfg(not(loom))]
 pub mod random;
 #[cfg(not(loom))]
 pub mod sched;
@@ -47,6 +49,8 @@ pub mod arch;
 pub mod bench;
 #[cfg(target_os = "none")]
 pub mod console;
+#[cfg(target_os = "none")]
+pub mod devices;
 #[cfg(target_os = "none")]
 mod panic;
 #[cfg(target_os = "none")]

@@ -18,6 +18,12 @@ use alloc::boxed::Box;
 use alloc::string::String;
 use core::fmt;
 
+// `execve`/`execveat` (being written).
+crate::syscall_table! {
+    pub static ENTRIES: [dyn super::Ctx] = {
+    }
+}
+
 /// Pages of randomness for the mmap base and ET_DYN bias (Linux's
 /// default `mmap_rnd_bits` on both arches: 28).
 const RND_BITS: u32 = 28;

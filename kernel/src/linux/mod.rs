@@ -18,10 +18,12 @@ pub mod memory;
 pub mod misc;
 pub mod process;
 pub mod signal;
+pub mod socket;
 pub mod table;
 pub mod thread;
 #[cfg(target_os = "none")]
 pub mod uaccess;
+pub mod vdso;
 
 use crate::errno::Errno;
 use alloc::string::String;

@@ -1,6 +1,7 @@
 //! The Linux system-call table of the app: the process, memory, time and
 //! misc calls declared here, the file calls from [`super::files`], the
-//! signal calls from [`super::signal`], put
+//! signal calls from [`super::signal`], `execve` from [`super::exec`],
+//! the socket calls from [`super::socket`], put
 //! together once per arch (`syscall::Table::from_parts`). Calls not listed
 //! anywhere return `-ENOSYS` and are logged once by name.
 //!
@@ -8,7 +9,7 @@
 //! `readlink`/`readlinkat` answer `/proc/self/exe` and hand every other
 //! path to the file calls' entry ([`delegate`]).
 
-use super::{files, futex, memory, misc, signal, thread, Ctx, Cx};
+use super::{exec, files, futex, memory, misc, signal, socket, thread, Ctx, Cx};
 use crate::errno::{Errno, KResult};
 use crate::syscall::{Arch, Args, Table};
 
@@ -69,7 +70,16 @@ pub const ARCH: Arch = if cfg!(target_arch = "aarch64") {
 
 /// Builds the table for `arch` from every part.
 pub fn build(arch: Arch) -> Table<dyn Ctx> {
-    Table::from_parts(arch, &[files::ENTRIES, ENTRIES, signal::ENTRIES])
+    Table::from_parts(
+        arch,
+        &[
+            files::ENTRIES,
+            ENTRIES,
+            signal::ENTRIES,
+            exec::ENTRIES,
+            socket::ENTRIES,
+        ],
+    )
 }
 
 static TABLE: spin::Once<Table<dyn Ctx>> = spin::Once::new();
