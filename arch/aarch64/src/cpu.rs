@@ -43,6 +43,15 @@ pub fn wait_for_interrupt() {
     unsafe { asm!("wfi", "msr daifclr, #2", "isb", options(nostack)) };
 }
 
+/// The busy-wait hint: `yield` (Linux's `cpu_relax` on arm64). Unlike
+/// `isb` (what `core::hint::spin_loop` emits) it tells an emulator that this
+/// vCPU is spinning: QEMU's round-robin TCG (icount) switches to another
+/// vCPU on it, so a CPU polling for a cross-CPU wakeup lets the waker run.
+pub fn relax() {
+    // SAFETY: a hint with no architectural effect.
+    unsafe { asm!("yield", options(nomem, nostack, preserves_flags)) };
+}
+
 /// Masks interrupts and sleeps forever.
 pub fn halt_forever() -> ! {
     disable_interrupts();

@@ -138,6 +138,12 @@ pub fn wait_for_interrupt() {
     }
 }
 
+/// The busy-wait hint: `pause` (QEMU's TCG also ends the vCPU's turn on
+/// it, so a spinning vCPU lets the others run).
+pub fn relax() {
+    core::hint::spin_loop();
+}
+
 pub fn halt_forever() -> ! {
     loop {
         interrupts::disable();

@@ -417,7 +417,7 @@ fn idle_loop() -> ! {
             && !cpu.need_resched.load(Ordering::Relaxed)
             && time::now_ns() - t0 < IDLE_POLL_NS
         {
-            core::hint::spin_loop();
+            arch::cpu::relax();
         }
         arch::cpu::disable_interrupts();
         if cpu.shared.incoming.is_empty() && !cpu.need_resched.load(Ordering::Relaxed) {
