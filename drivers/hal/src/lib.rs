@@ -3,8 +3,10 @@
 //! Drivers get device registers as an [`Mmio`] window (bounds-checked,
 //! volatile) or through [`PortIo`], never as raw pointers, and never call the
 //! kernel. The kernel/platform side constructs these from addresses the arch
-//! crate mapped. DMA memory and IRQ registration join here with the virtio
-//! work. Depends on nothing.
+//! crate mapped. DMA memory ([`DmaAllocator`], [`DmaRegion`]) and interrupt
+//! registration ([`IrqRegistrar`], [`IrqHandler`]) are traits the kernel
+//! implements (`kernel/src/devices/`) and hands to drivers as trait objects.
+//! Depends on nothing.
 #![no_std]
 
 /// A window of device registers, mapped uncached by the arch crate.
@@ -37,6 +39,12 @@ impl Mmio {
         self.len
     }
 
+    /// The window's virtual base, for a driver library that takes raw
+    /// pointers (`virtio-drivers`); the [`Mmio`] value is then consumed.
+    pub fn base(&self) -> usize {
+        self.base
+    }
+
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
@@ -60,6 +68,19 @@ impl Mmio {
         let addr = self.check(offset, 4)?;
         // SAFETY: as in `read32`.
         unsafe { raw::write32(addr, value) };
+        Ok(())
+    }
+
+    pub fn read16(&self, offset: usize) -> Result<u16, OutOfWindow> {
+        let addr = self.check(offset, 2)?;
+        // SAFETY: as in `read32`.
+        Ok(unsafe { raw::read16(addr) })
+    }
+
+    pub fn write16(&self, offset: usize, value: u16) -> Result<(), OutOfWindow> {
+        let addr = self.check(offset, 2)?;
+        // SAFETY: as in `read32`.
+        unsafe { raw::write16(addr, value) };
         Ok(())
     }
 
@@ -100,6 +121,22 @@ mod raw {
         };
     }
     #[cfg(target_arch = "aarch64")]
+    pub unsafe fn read16(addr: usize) -> u16 {
+        let v: u32;
+        // SAFETY: as in `read32`.
+        unsafe {
+            core::arch::asm!("ldrh {0:w}, [{1}]", out(reg) v, in(reg) addr, options(nostack, readonly, preserves_flags))
+        };
+        v as u16
+    }
+    #[cfg(target_arch = "aarch64")]
+    pub unsafe fn write16(addr: usize, v: u16) {
+        // SAFETY: as in `read32`.
+        unsafe {
+            core::arch::asm!("strh {0:w}, [{1}]", in(reg) u32::from(v), in(reg) addr, options(nostack, preserves_flags))
+        };
+    }
+    #[cfg(target_arch = "aarch64")]
     pub unsafe fn read8(addr: usize) -> u8 {
         let v: u32;
         // SAFETY: as in `read32`.
@@ -125,6 +162,16 @@ mod raw {
     pub unsafe fn write32(addr: usize, v: u32) {
         // SAFETY: as in `read32`.
         unsafe { core::ptr::write_volatile(addr as *mut u32, v) }
+    }
+    #[cfg(not(target_arch = "aarch64"))]
+    pub unsafe fn read16(addr: usize) -> u16 {
+        // SAFETY: as in `read32`.
+        unsafe { core::ptr::read_volatile(addr as *const u16) }
+    }
+    #[cfg(not(target_arch = "aarch64"))]
+    pub unsafe fn write16(addr: usize, v: u16) {
+        // SAFETY: as in `read32`.
+        unsafe { core::ptr::write_volatile(addr as *mut u16, v) }
     }
     #[cfg(not(target_arch = "aarch64"))]
     pub unsafe fn read8(addr: usize) -> u8 {
@@ -189,5 +236,198 @@ impl ByteRegisters for MmioRegisters {
         } else {
             self.mmio.write8(off, value)
         };
+    }
+}
+
+// ---- DMA memory ----
+
+/// Size of a DMA page: allocations are whole pages, page-aligned.
+pub const DMA_PAGE_SIZE: usize = 4096;
+
+/// Why DMA memory could not be had.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DmaError {
+    /// No physically contiguous run of that many pages is free.
+    OutOfMemory { pages: usize },
+    /// Zero pages, or a count too large to express.
+    BadSize { pages: usize },
+}
+
+/// Physically contiguous memory shared with a device.
+///
+/// `device_addr` is what the device is told (a physical or bus/IOMMU
+/// address); `virt` is where the CPU sees the same bytes. Both cover
+/// `pages * DMA_PAGE_SIZE` bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DmaBlock {
+    pub device_addr: u64,
+    pub virt: usize,
+    pub pages: usize,
+}
+
+/// The kernel's provider of DMA memory. Implementations return zeroed,
+/// page-aligned, physically contiguous memory that nothing else uses until
+/// it is given back with [`DmaAllocator::free`].
+pub trait DmaAllocator: Send + Sync {
+    /// Allocates `pages` zeroed contiguous pages.
+    fn alloc(&self, pages: usize) -> Result<DmaBlock, DmaError>;
+    /// Gives back a block from [`DmaAllocator::alloc`], unchanged.
+    fn free(&self, block: DmaBlock);
+    /// The CPU address of device memory (a BAR or an MMIO window) at
+    /// physical `phys..phys+len`, mapped uncached; `None` if it cannot be
+    /// mapped or lies where no device may be.
+    fn map_mmio(&self, phys: u64, len: usize) -> Option<usize>;
+    /// The CPU address of a device address from [`DmaAllocator::alloc`]
+    /// (only valid inside a live block).
+    fn device_to_virt(&self, device_addr: u64) -> usize;
+}
+
+/// An owned DMA block: zeroed on allocation, freed when dropped.
+pub struct DmaRegion<'a> {
+    block: DmaBlock,
+    owner: &'a dyn DmaAllocator,
+}
+
+impl<'a> DmaRegion<'a> {
+    /// Allocates `pages` zeroed contiguous pages from `owner`.
+    pub fn new(owner: &'a dyn DmaAllocator, pages: usize) -> Result<Self, DmaError> {
+        if pages == 0 || pages.checked_mul(DMA_PAGE_SIZE).is_none() {
+            return Err(DmaError::BadSize { pages });
+        }
+        let block = owner.alloc(pages)?;
+        Ok(Self { block, owner })
+    }
+
+    /// The address to give the device.
+    pub fn device_addr(&self) -> u64 {
+        self.block.device_addr
+    }
+
+    pub fn len(&self) -> usize {
+        self.block.pages * DMA_PAGE_SIZE
+    }
+
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// The memory as bytes. A device may write it concurrently (that is
+    /// what DMA is), so callers read what they need once and validate it.
+    pub fn as_slice(&self) -> &[u8] {
+        // SAFETY: the allocator handed us `len()` bytes at `virt`,
+        // exclusively ours until `free` in `drop`.
+        unsafe { core::slice::from_raw_parts(self.block.virt as *const u8, self.len()) }
+    }
+
+    pub fn as_mut_slice(&mut self) -> &mut [u8] {
+        // SAFETY: as in `as_slice`; `&mut self` makes the CPU side unique.
+        unsafe { core::slice::from_raw_parts_mut(self.block.virt as *mut u8, self.len()) }
+    }
+}
+
+impl Drop for DmaRegion<'_> {
+    fn drop(&mut self) {
+        self.owner.free(self.block);
+    }
+}
+
+// ---- Interrupts ----
+
+/// What a registered handler is told to do. It runs in interrupt context
+/// with interrupts off: it acknowledges the device and wakes the thread
+/// that owns it, nothing more.
+pub trait IrqHandler: Send + Sync {
+    /// The line fired. Returns true if the device had something pending
+    /// (a shared line asks every handler).
+    fn handle(&self) -> bool;
+}
+
+/// How an interrupt reaches the CPU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IrqSource {
+    /// A platform line: an x86 GSI (IOAPIC) or a GIC INTID (SPI).
+    Line(u32),
+    /// A message-signalled interrupt the kernel allocated: `address`/`data`
+    /// go into the device's MSI-X table entry.
+    Msi { line: u32, address: u64, data: u32 },
+}
+
+/// Why an interrupt could not be registered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IrqError {
+    /// The line number is outside what the controller has.
+    NoSuchLine(u32),
+    /// No MSI vectors (or this arch has no MSI support yet).
+    NoMsi,
+    /// The table of handlers is full.
+    Full,
+}
+
+/// The kernel's interrupt registration.
+pub trait IrqRegistrar: Send + Sync {
+    /// Calls `handler` whenever `line` fires, and unmasks the line.
+    fn register_line(&self, line: u32, handler: &'static dyn IrqHandler) -> Result<(), IrqError>;
+    /// Allocates a message-signalled interrupt for `handler`; returns the
+    /// `IrqSource::Msi` to program into the device.
+    fn register_msi(&self, handler: &'static dyn IrqHandler) -> Result<IrqSource, IrqError>;
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+    use std::vec::Vec;
+
+    /// A heap-backed allocator that records frees.
+    struct Fake {
+        freed: std::sync::Mutex<Vec<u64>>,
+    }
+
+    impl DmaAllocator for Fake {
+        fn alloc(&self, pages: usize) -> Result<DmaBlock, DmaError> {
+            let layout =
+                std::alloc::Layout::from_size_align(pages * DMA_PAGE_SIZE, DMA_PAGE_SIZE).unwrap();
+            // SAFETY: non-zero size.
+            let p = unsafe { std::alloc::alloc_zeroed(layout) };
+            Ok(DmaBlock {
+                device_addr: p as u64,
+                virt: p as usize,
+                pages,
+            })
+        }
+        fn free(&self, block: DmaBlock) {
+            self.freed.lock().unwrap().push(block.device_addr);
+            let layout =
+                std::alloc::Layout::from_size_align(block.pages * DMA_PAGE_SIZE, DMA_PAGE_SIZE)
+                    .unwrap();
+            // SAFETY: allocated above with the same layout.
+            unsafe { std::alloc::dealloc(block.virt as *mut u8, layout) };
+        }
+        fn map_mmio(&self, _: u64, _: usize) -> Option<usize> {
+            None
+        }
+        fn device_to_virt(&self, a: u64) -> usize {
+            a as usize
+        }
+    }
+
+    #[test]
+    fn region_is_zeroed_and_freed_on_drop() {
+        let fake = Fake {
+            freed: std::sync::Mutex::new(Vec::new()),
+        };
+        let addr;
+        {
+            let mut r = DmaRegion::new(&fake, 2).unwrap();
+            assert_eq!(r.len(), 8192);
+            assert!(r.as_slice().iter().all(|&b| b == 0));
+            r.as_mut_slice()[8191] = 1;
+            addr = r.device_addr();
+        }
+        assert_eq!(*fake.freed.lock().unwrap(), [addr]);
+        assert_eq!(
+            DmaRegion::new(&fake, 0).err(),
+            Some(DmaError::BadSize { pages: 0 })
+        );
     }
 }

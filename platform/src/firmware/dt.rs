@@ -1,6 +1,7 @@
 //! The flattened device tree via the `fdt` crate: CPUs, GIC, timer PPI, PSCI
-//! conduit, `stdout-path` UART, ECAM, `/hypervisor`, root `compatible`,
-//! the PL031 real-time clock.
+//! conduit, `stdout-path` UART, ECAM with the PCI host's `ranges` and
+//! `interrupt-map`, `virtio,mmio` transports, `/hypervisor`, root
+//! `compatible`, the PL031 real-time clock.
 //!
 //! The blob is checked whole by [`crate::bootinfo::validate_dtb`] before the
 //! `fdt` crate sees it, and property values are decoded here with bounds
@@ -9,7 +10,10 @@
 //! odd cell counts: the tree comes from firmware or a hypervisor and a bad
 //! one must not panic us.
 
-use super::{Cpu, Ecam, Firmware, InterruptModel, PsciConduit, Uart, UartKind, MAX_CPUS};
+use super::{
+    Cpu, Ecam, Firmware, InterruptModel, IntxRoute, PciHost, PciSpace, PciWindow, PsciConduit,
+    Uart, UartKind, VirtioMmio, MAX_CPUS,
+};
 use crate::bootinfo::{validate_dtb, DtbError};
 use arrayvec::ArrayString;
 use fdt::node::FdtNode;
@@ -256,6 +260,167 @@ fn read_psci(fdt: &Fdt<'_>, fw: &mut Firmware) {
     };
 }
 
+/// Decodes a PCI host's `ranges` (child address 3 cells, parent address
+/// `parent_addr_cells`, size 2 cells). Windows of unknown space code, zero
+/// size or overflowing ends are skipped.
+pub fn parse_pci_ranges(
+    value: &[u8],
+    parent_addr_cells: usize,
+) -> arrayvec::ArrayVec<PciWindow, 4> {
+    let mut out = arrayvec::ArrayVec::new();
+    let entry = 3 + parent_addr_cells + 2;
+    if !(1..=2).contains(&parent_addr_cells) {
+        return out;
+    }
+    let n = value.len() / 4 / entry;
+    for i in 0..n {
+        let at = i * entry;
+        let (Some(hi), Some(pci_base), Some(cpu_base), Some(size)) = (
+            cell_value(value, at, 1),
+            cell_value(value, at + 1, 2),
+            cell_value(value, at + 3, parent_addr_cells),
+            cell_value(value, at + 3 + parent_addr_cells, 2),
+        ) else {
+            break;
+        };
+        let space = match (hi >> 24) & 0x3 {
+            1 => PciSpace::Io,
+            2 => PciSpace::Mem32,
+            3 => PciSpace::Mem64,
+            _ => continue,
+        };
+        if size == 0 || cpu_base.checked_add(size).is_none() || pci_base.checked_add(size).is_none()
+        {
+            continue;
+        }
+        let w = PciWindow {
+            space,
+            prefetchable: hi & (1 << 30) != 0,
+            cpu_base,
+            pci_base,
+            size,
+        };
+        if out.try_push(w).is_err() {
+            break;
+        }
+    }
+    out
+}
+
+/// Decodes a PCI host's `interrupt-map` (child unit address 3 cells, child
+/// interrupt 1 cell, parent phandle, parent unit address and parent
+/// specifier sized by `parent_cells(phandle)` = (#address-cells,
+/// #interrupt-cells)). Only GIC parents with a 3-cell SPI specifier yield
+/// routes; the walk stops at the first entry it cannot size.
+pub fn parse_interrupt_map(
+    value: &[u8],
+    mask: (u32, u32),
+    parent_cells: impl Fn(u32) -> Option<(usize, usize)>,
+) -> arrayvec::ArrayVec<IntxRoute, 64> {
+    let mut out = arrayvec::ArrayVec::new();
+    let total = value.len() / 4;
+    let mut at = 0usize;
+    while at + 5 <= total {
+        let (Some(hi), Some(pin), Some(phandle)) = (
+            cell_value(value, at, 1),
+            cell_value(value, at + 3, 1),
+            cell_value(value, at + 4, 1),
+        ) else {
+            break;
+        };
+        let Some((addr_cells, int_cells)) = parent_cells(phandle as u32) else {
+            break;
+        };
+        if addr_cells > 3 || int_cells == 0 || int_cells > 4 {
+            break;
+        }
+        let spec = at + 5 + addr_cells;
+        let next = spec + int_cells;
+        if next > total {
+            break;
+        }
+        if int_cells == 3 {
+            let kind = cell_value(value, spec, 1);
+            let number = cell_value(value, spec + 1, 1);
+            // GIC SPI (type 0): INTID 32 + n, below the 1020 special range.
+            if let (Some(0), Some(n)) = (kind, number) {
+                if n < 988 {
+                    let route = IntxRoute {
+                        child_hi: hi as u32 & mask.0,
+                        pin: pin as u32 & mask.1,
+                        intid: 32 + n as u32,
+                    };
+                    if out.try_push(route).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+        at = next;
+    }
+    out
+}
+
+fn read_pci_host(fdt: &Fdt<'_>, node: &FdtNode<'_, '_>) -> PciHost {
+    let mut host = PciHost::default();
+    let root_addr_cells = fdt
+        .find_node("/")
+        .and_then(|r| prop(&r, "#address-cells"))
+        .and_then(|v| cells(v).next())
+        .unwrap_or(2) as usize;
+    if let Some(v) = prop(node, "ranges") {
+        host.windows = parse_pci_ranges(v, root_addr_cells);
+    }
+    let mask: arrayvec::ArrayVec<u32, 4> = prop(node, "interrupt-map-mask")
+        .map(|v| cells(v).take(4).collect())
+        .unwrap_or_default();
+    host.intx_mask = match mask[..] {
+        [hi, _, _, pin] => (hi, pin),
+        _ => (!0, !0),
+    };
+    if let Some(v) = prop(node, "interrupt-map") {
+        let parent_cells = |phandle: u32| {
+            let p = fdt.find_phandle(phandle)?;
+            let a = prop(&p, "#address-cells")
+                .and_then(|v| cells(v).next())
+                .unwrap_or(0);
+            let i = prop(&p, "#interrupt-cells").and_then(|v| cells(v).next())?;
+            Some((a as usize, i as usize))
+        };
+        host.intx = parse_interrupt_map(v, host.intx_mask, parent_cells);
+    }
+    host
+}
+
+/// `virtio,mmio` nodes: base, size and the SPI they interrupt on.
+fn read_virtio_mmio(fdt: &Fdt<'_>, interrupt_cells: Option<u32>, fw: &mut Firmware) {
+    for node in fdt
+        .all_nodes()
+        .filter(|n| compatible_with(n, &["virtio,mmio"]) && enabled(n))
+    {
+        let Some((base, size)) = reg(&node, 0) else {
+            continue;
+        };
+        let irq = if interrupt_cells == Some(3) {
+            prop(&node, "interrupts").and_then(|v| {
+                match (cell_value(v, 0, 1), cell_value(v, 1, 1)) {
+                    (Some(0), Some(n)) if n < 988 => Some(32 + n as u32),
+                    _ => None,
+                }
+            })
+        } else {
+            None
+        };
+        if fw
+            .virtio_mmio
+            .try_push(VirtioMmio { base, size, irq })
+            .is_err()
+        {
+            break;
+        }
+    }
+}
+
 fn read_ecam(fdt: &Fdt<'_>, fw: &mut Firmware) {
     for node in fdt
         .all_nodes()
@@ -290,6 +455,7 @@ fn read_ecam(fdt: &Fdt<'_>, fw: &mut Firmware) {
         {
             break;
         }
+        let _ = fw.pci_hosts.try_push(read_pci_host(fdt, &node));
     }
 }
 
@@ -310,6 +476,7 @@ pub fn read(dtb: &[u8], boot_hwid: u64) -> Result<DeviceTree, DtError> {
         .all_nodes()
         .filter(|n| compatible_with(n, &["virtio,mmio"]))
         .count();
+    read_virtio_mmio(&fdt, interrupt_cells, &mut out.firmware);
     out.rtc_pl031 = fdt
         .all_nodes()
         .find(|n| compatible_with(n, &["arm,pl031"]) && enabled(n))
@@ -417,6 +584,133 @@ mod qemu_tests {
         assert_eq!((fw.ecam[0].bus_start, fw.ecam[0].bus_end), (0, 255));
         assert_eq!(dt.virtio_mmio, 32);
         assert_eq!(dt.rtc_pl031, Some(0x0901_0000));
+        // The highmem ECAM and the three windows of QEMU's virt.
+        assert_eq!(fw.ecam[0].base, 0x40_1000_0000);
+        let host = &fw.pci_hosts[0];
+        assert_eq!(
+            host.windows.as_slice(),
+            &[
+                PciWindow {
+                    space: PciSpace::Io,
+                    prefetchable: false,
+                    cpu_base: 0x3eff_0000,
+                    pci_base: 0,
+                    size: 0x1_0000
+                },
+                PciWindow {
+                    space: PciSpace::Mem32,
+                    prefetchable: false,
+                    cpu_base: 0x1000_0000,
+                    pci_base: 0x1000_0000,
+                    size: 0x2eff_0000
+                },
+                PciWindow {
+                    space: PciSpace::Mem64,
+                    prefetchable: false,
+                    cpu_base: 0x80_0000_0000,
+                    pci_base: 0x80_0000_0000,
+                    size: 0x80_0000_0000
+                },
+            ]
+        );
+        // interrupt-map: 4 slots x 4 pins, swizzled over SPIs 3-6.
+        assert_eq!(host.intx_mask, (0x1800, 7));
+        assert_eq!(host.intx.len(), 16);
+        assert_eq!(host.intx_route(0, 0, 0, 1), Some(35));
+        assert_eq!(host.intx_route(0, 1, 0, 1), Some(36));
+        assert_eq!(host.intx_route(0, 2, 0, 1), Some(37));
+        assert_eq!(host.intx_route(0, 3, 0, 2), Some(35));
+        // Device 4 masks to device 0 (mask 0x1800 keeps two bits).
+        assert_eq!(host.intx_route(0, 4, 0, 1), Some(35));
+        assert_eq!(host.intx_route(0, 1, 0, 0), None);
+        // virtio-mmio transports: 0xa000000 + 0x200 * i, SPI 16 + i.
+        assert_eq!(fw.virtio_mmio.len(), 32);
+        assert_eq!(
+            fw.virtio_mmio[0],
+            VirtioMmio {
+                base: 0x0a00_0000,
+                size: 0x200,
+                irq: Some(48)
+            }
+        );
+        assert!(fw
+            .virtio_mmio
+            .iter()
+            .any(|v| v.base == 0x0a00_3e00 && v.irq == Some(32 + 16 + 31)));
+    }
+
+    #[test]
+    fn interrupt_map_with_bad_parent_or_truncation() {
+        let be = |c: &[u32]| c.iter().flat_map(|x| x.to_be_bytes()).collect::<Vec<u8>>();
+        // One good entry, then one whose parent is unknown.
+        let map = be(&[
+            0x800, 0, 0, 1, 7, 0, 0, 0, 5, 4, 0x1000, 0, 0, 1, 9, 0, 5, 4,
+        ]);
+        let parents = |p: u32| (p == 7).then_some((2, 3));
+        let r = parse_interrupt_map(&map, (0x1800, 7), parents);
+        assert_eq!(
+            r.as_slice(),
+            &[IntxRoute {
+                child_hi: 0x800,
+                pin: 1,
+                intid: 37
+            }]
+        );
+        // Truncated specifier: nothing.
+        let map = be(&[0x800, 0, 0, 1, 7, 0, 0, 0, 5]);
+        assert!(parse_interrupt_map(&map, (0x1800, 7), parents).is_empty());
+        // A PPI (type 1) is not an INTx route.
+        let map = be(&[0x800, 0, 0, 1, 7, 0, 0, 1, 5, 4]);
+        assert!(parse_interrupt_map(&map, (0x1800, 7), parents).is_empty());
+    }
+
+    #[test]
+    fn ranges_skip_nonsense() {
+        let be = |c: &[u32]| c.iter().flat_map(|x| x.to_be_bytes()).collect::<Vec<u8>>();
+        // Config space (code 0), zero size, an overflowing window, one good.
+        let v = be(&[
+            0x0000_0000,
+            0,
+            0,
+            0,
+            0x1000,
+            0,
+            0x100, //
+            0x0200_0000,
+            0,
+            0x1000,
+            0,
+            0x1000,
+            0,
+            0, //
+            0x4300_0000,
+            0xffff_ffff,
+            0xffff_0000,
+            0xffff_ffff,
+            0xffff_0000,
+            0,
+            0x10_0000, //
+            0x4300_0000,
+            0x80,
+            0,
+            0x80,
+            0,
+            0x1,
+            0,
+        ]);
+        let w = parse_pci_ranges(&v, 2);
+        assert_eq!(w.len(), 1);
+        assert_eq!(
+            w[0],
+            PciWindow {
+                space: PciSpace::Mem64,
+                prefetchable: true,
+                cpu_base: 0x80_0000_0000,
+                pci_base: 0x80_0000_0000,
+                size: 0x1_0000_0000
+            }
+        );
+        assert!(parse_pci_ranges(&v, 3).len() <= 4);
     }
 
     #[test]

@@ -72,6 +72,67 @@ pub struct Ecam {
     pub bus_end: u8,
 }
 
+/// The address space a PCI host-bridge window decodes (DT `ranges`
+/// phys.hi bits 25:24).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PciSpace {
+    Io,
+    Mem32,
+    Mem64,
+}
+
+/// One host-bridge window: bus addresses `pci_base..+size` are CPU
+/// addresses `cpu_base..+size`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PciWindow {
+    pub space: PciSpace,
+    pub prefetchable: bool,
+    pub cpu_base: u64,
+    pub pci_base: u64,
+    pub size: u64,
+}
+
+/// One DT `interrupt-map` entry of a PCI host, already masked with
+/// `interrupt-map-mask`: a function whose masked phys.hi is `child_hi` and
+/// whose masked pin is `pin` (1-4) interrupts on GIC INTID `intid`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IntxRoute {
+    pub child_hi: u32,
+    pub pin: u32,
+    pub intid: u32,
+}
+
+/// A PCI host bridge described by the device tree.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PciHost {
+    pub windows: ArrayVec<PciWindow, 4>,
+    /// (phys.hi mask, pin mask) from `interrupt-map-mask`.
+    pub intx_mask: (u32, u32),
+    pub intx: ArrayVec<IntxRoute, 64>,
+}
+
+impl PciHost {
+    /// The INTID a function's INTx pin (1-4) is wired to.
+    pub fn intx_route(&self, bus: u8, device: u8, function: u8, pin: u8) -> Option<u32> {
+        let hi = (u32::from(bus) << 16) | (u32::from(device) << 11) | (u32::from(function) << 8);
+        let hi = hi & self.intx_mask.0;
+        let pin = u32::from(pin) & self.intx_mask.1;
+        self.intx
+            .iter()
+            .find(|r| r.child_hi == hi && r.pin == pin)
+            .map(|r| r.intid)
+    }
+}
+
+/// A virtio-mmio transport the firmware lists (DT `virtio,mmio`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VirtioMmio {
+    pub base: u64,
+    pub size: u64,
+    /// GIC INTID (SPI + 32) when the node names one.
+    pub irq: Option<u32>,
+}
+
 pub use skiff_arch_api::{AcpiReset, AcpiSleep};
 
 /// What the firmware says, in one place.
@@ -87,6 +148,11 @@ pub struct Firmware {
     pub console: Option<Uart>,
     pub psci: Option<PsciConduit>,
     pub ecam: ArrayVec<Ecam, 4>,
+    /// DT: the windows and INTx routing of each `pci-host-ecam-generic`
+    /// node, same order as `ecam`.
+    pub pci_hosts: ArrayVec<PciHost, 4>,
+    /// DT: `virtio,mmio` transports, in tree order.
+    pub virtio_mmio: ArrayVec<VirtioMmio, 32>,
     /// ACPI: RSDP/XSDT OEM id (6 chars, e.g. "BOCHS ", "VBOX  ", "VMWARE").
     pub acpi_oem_id: Option<ArrayString<8>>,
     /// ACPI FADT "hypervisor vendor identity" (ACPI 6.0+), 8 bytes as u64.

@@ -1,0 +1,174 @@
+//! Wiring virtio devices' interrupts: MSI-X on x86 PCI (every queue on one
+//! vector routed to the boot CPU's local APIC), INTx through the DT
+//! interrupt-map on arm64 PCI, and the platform line of a virtio-mmio
+//! transport. The handler acknowledges the device and counts; the drivers
+//! themselves still complete requests by polling (see docs/devices.md).
+
+use super::{dma, irq::KERNEL_IRQS, pci::Found, Registry};
+use alloc::boxed::Box;
+use alloc::string::String;
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use skiff_drivers::hal::{IrqHandler, IrqRegistrar};
+use skiff_drivers::pci::{Bdf, ConfigSpace};
+use skiff_drivers::virtio::irq::{self as virq, Ack};
+use skiff_platform::firmware::PciHost;
+
+/// One device's interrupt: how to acknowledge it and how often it fired.
+pub struct DeviceIrq {
+    pub at: String,
+    /// The device line (GSI, INTID, or the MSI's line); set once it is
+    /// known (an MSI's after registration).
+    line: AtomicU32,
+    ack: Ack,
+    count: AtomicU64,
+}
+
+impl DeviceIrq {
+    pub fn count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
+
+    pub fn line(&self) -> u32 {
+        self.line.load(Ordering::Relaxed)
+    }
+}
+
+impl IrqHandler for DeviceIrq {
+    fn handle(&self) -> bool {
+        let mine = self.ack.ack();
+        if mine {
+            self.count.fetch_add(1, Ordering::Relaxed);
+        }
+        mine
+    }
+}
+
+fn leak(at: String, line: u32, ack: Ack) -> &'static DeviceIrq {
+    Box::leak(Box::new(DeviceIrq {
+        at,
+        line: AtomicU32::new(line),
+        ack,
+        count: AtomicU64::new(0),
+    }))
+}
+
+/// A virtio-mmio transport's line (x86 GSI from the command line, GIC
+/// INTID from the DT).
+pub fn setup_mmio(reg: &mut Registry, base: u64, len: usize, line: u32, at: String) {
+    let Some(regs) = dma::mmio(base, len) else {
+        return;
+    };
+    let h = leak(at, line, Ack::Mmio(regs));
+    match KERNEL_IRQS.register_line(line, h) {
+        Ok(()) => {
+            log::info!("virtio: irq at={} line={line}", h.at);
+            reg.irqs.push(h);
+        }
+        Err(e) => log::warn!("virtio: irq at={} line={line} error={e:?}", h.at),
+    }
+}
+
+/// The CPU address of a virtio structure inside its (memory) BAR.
+fn structure_mmio(
+    f: &Found,
+    host: Option<&PciHost>,
+    s: virq::Structure,
+) -> Option<skiff_drivers::hal::Mmio> {
+    let bar = f.bars.iter().find(|b| b.index == s.bar)?;
+    let end = u64::from(s.offset).checked_add(u64::from(s.length))?;
+    if end > bar.size || s.length == 0 {
+        return None;
+    }
+    let cpu = super::pci::bar_cpu_address(bar, host)?;
+    dma::mmio(cpu + u64::from(s.offset), s.length as usize)
+}
+
+/// PCI: MSI-X where the arch has MSIs (x86), else INTx via the DT map.
+pub fn setup_pci(
+    reg: &mut Registry,
+    cfg: &'static dyn ConfigSpace,
+    f: &Found,
+    host: Option<&PciHost>,
+    at: String,
+) {
+    let bdf: Bdf = f.function.bdf;
+    if f.msix {
+        if let Some(h) = setup_msix(cfg, f, host, &at) {
+            reg.irqs.push(h);
+            return;
+        }
+    }
+    let Some(line) = f.intx else {
+        log::info!("virtio: irq at={at} none (no MSI-X support here, no INTx route)");
+        return;
+    };
+    let Some(isr) = virq::pci_structure(cfg, bdf, &f.caps, virq::PCI_CAP_ISR_CFG)
+        .and_then(|s| structure_mmio(f, host, s))
+    else {
+        log::warn!("virtio: irq at={at} no ISR structure");
+        return;
+    };
+    let h = leak(at, line, Ack::PciIsr(isr));
+    match KERNEL_IRQS.register_line(line, h) {
+        Ok(()) => {
+            log::info!("virtio: irq at={} intx={line}", h.at);
+            reg.irqs.push(h);
+        }
+        Err(e) => log::warn!("virtio: irq at={} intx={line} error={e:?}", h.at),
+    }
+}
+
+fn setup_msix(
+    cfg: &'static dyn ConfigSpace,
+    f: &Found,
+    host: Option<&PciHost>,
+    at: &str,
+) -> Option<&'static DeviceIrq> {
+    use skiff_drivers::hal::IrqSource;
+    use skiff_drivers::pci::msix::MsixTable;
+    let bdf = f.function.bdf;
+    let cap = f
+        .caps
+        .iter()
+        .find(|c| c.id == skiff_drivers::pci::cap::MSIX)?;
+    let table = match MsixTable::read(cfg, bdf, cap.offset, &f.bars) {
+        Ok(t) => t,
+        Err(e) => {
+            log::warn!("virtio: irq at={at} msix table error={e:?}");
+            return None;
+        }
+    };
+    let common = virq::pci_structure(cfg, bdf, &f.caps, virq::PCI_CAP_COMMON_CFG)
+        .and_then(|s| structure_mmio(f, host, s))?;
+    let table_mmio = {
+        let bar = f.bars.iter().find(|b| b.index == table.bar)?;
+        let cpu = super::pci::bar_cpu_address(bar, host)?;
+        dma::mmio(cpu + table.offset, table.len())?
+    };
+    // Leaked before registration: the registrar keeps a 'static handler.
+    let h = leak(String::from(at), 0, Ack::Msix);
+    let (line, address, data) = match KERNEL_IRQS.register_msi(h) {
+        Ok(IrqSource::Msi {
+            line,
+            address,
+            data,
+        }) => (line, address, data),
+        Ok(IrqSource::Line(_)) | Err(_) => return None,
+    };
+    if let Err(e) = table.set_entry(&table_mmio, 0, address, data) {
+        log::warn!("virtio: irq at={at} msix entry error={e:?}");
+        return None;
+    }
+    table.enable(cfg, bdf);
+    h.line.store(line, Ordering::Relaxed);
+    match virq::route_queues_to_msix(&common, 0) {
+        Ok(queues) => {
+            log::info!("virtio: irq at={at} msix line={line} queues={queues}");
+            Some(h)
+        }
+        Err(e) => {
+            log::warn!("virtio: irq at={at} msix routing error={e:?}");
+            None
+        }
+    }
+}

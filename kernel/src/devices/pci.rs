@@ -1,0 +1,336 @@
+//! PCI configuration-space access (ECAM, and the x86 0xCF8/0xCFC ports)
+//! and the boot-time bus walk: find every function, size its BARs, assign
+//! the ones firmware left empty from the host bridge's windows (aarch64
+//! `virt` boots without firmware), enable decoding and bus mastering for
+//! the devices we drive, and log one greppable line per function:
+//! `pci: 00:02.0 vendor=1af4 device=1041 class=02.00.00 bars=... irq=...`.
+
+#[cfg(target_arch = "x86_64")]
+use crate::arch;
+use crate::devices::dma;
+use alloc::vec::Vec;
+use skiff_drivers::pci::{
+    self, command, Bar, BarAllocator, BarKind, Bdf, ConfigSpace, Function, Window, WindowKind,
+};
+use skiff_platform::firmware::{Ecam, PciHost, PciSpace};
+
+/// Bytes of ECAM per bus.
+const ECAM_BUS: usize = 1 << 20;
+
+/// ECAM: one 4 KiB page of registers per function, buses mapped on first
+/// use (1 MiB each).
+pub struct EcamConfig {
+    ecam: Ecam,
+    buses: spin::Mutex<[Option<skiff_drivers::hal::Mmio>; 256]>,
+}
+
+impl EcamConfig {
+    pub fn new(ecam: Ecam) -> Self {
+        Self {
+            ecam,
+            buses: spin::Mutex::new([const { None }; 256]),
+        }
+    }
+
+    fn with_bus<R>(&self, bus: u8, f: impl FnOnce(&skiff_drivers::hal::Mmio) -> R) -> Option<R> {
+        if bus < self.ecam.bus_start || bus > self.ecam.bus_end {
+            return None;
+        }
+        let mut buses = self.buses.lock();
+        let slot = &mut buses[usize::from(bus)];
+        if slot.is_none() {
+            let phys = self.ecam.base + u64::from(bus - self.ecam.bus_start) * ECAM_BUS as u64;
+            if !dma::allow_mmio(phys, ECAM_BUS as u64) {
+                return None;
+            }
+            *slot = dma::mmio(phys, ECAM_BUS);
+        }
+        slot.as_ref().map(f)
+    }
+}
+
+fn ecam_offset(bdf: Bdf, offset: u16) -> usize {
+    (usize::from(bdf.device & 31) << 15)
+        | (usize::from(bdf.function & 7) << 12)
+        | usize::from(offset & 0xffc)
+}
+
+impl ConfigSpace for EcamConfig {
+    fn read32(&self, bdf: Bdf, offset: u16) -> u32 {
+        self.with_bus(bdf.bus, |m| {
+            m.read32(ecam_offset(bdf, offset)).unwrap_or(!0)
+        })
+        .unwrap_or(!0)
+    }
+
+    fn write32(&self, bdf: Bdf, offset: u16, value: u32) {
+        let _ = self.with_bus(bdf.bus, |m| m.write32(ecam_offset(bdf, offset), value));
+    }
+}
+
+/// Configuration mechanism 1 (x86 ports 0xCF8/0xCFC): 256 bytes per
+/// function, one access at a time.
+#[cfg(target_arch = "x86_64")]
+pub struct PortConfig {
+    lock: spin::Mutex<()>,
+}
+
+#[cfg(target_arch = "x86_64")]
+impl Default for PortConfig {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+impl PortConfig {
+    pub const fn new() -> Self {
+        Self {
+            lock: spin::Mutex::new(()),
+        }
+    }
+
+    fn address(bdf: Bdf, offset: u16) -> u32 {
+        0x8000_0000
+            | (u32::from(bdf.bus) << 16)
+            | (u32::from(bdf.device & 31) << 11)
+            | (u32::from(bdf.function & 7) << 8)
+            | u32::from(offset & 0xfc)
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+impl ConfigSpace for PortConfig {
+    fn read32(&self, bdf: Bdf, offset: u16) -> u32 {
+        if offset >= 0x100 {
+            return !0;
+        }
+        arch::cpu::without_interrupts(|| {
+            let _g = self.lock.lock();
+            // SAFETY: 0xCF8/0xCFC are the PCI configuration ports; the
+            // address/data pair is used under the lock so accesses do not
+            // interleave.
+            #[allow(unsafe_code)]
+            unsafe {
+                arch::port::outl(0xcf8, Self::address(bdf, offset));
+                arch::port::inl(0xcfc)
+            }
+        })
+    }
+
+    fn write32(&self, bdf: Bdf, offset: u16, value: u32) {
+        if offset >= 0x100 {
+            return;
+        }
+        arch::cpu::without_interrupts(|| {
+            let _g = self.lock.lock();
+            // SAFETY: as in `read32`.
+            #[allow(unsafe_code)]
+            unsafe {
+                arch::port::outl(0xcf8, Self::address(bdf, offset));
+                arch::port::outl(0xcfc, value);
+            }
+        })
+    }
+}
+
+/// One function after the walk, with its BARs where they now are.
+#[derive(Debug, Clone)]
+pub struct Found {
+    pub function: Function,
+    pub bars: Vec<Bar>,
+    /// The INTx line: the GIC INTID from the DT interrupt-map (x86: none,
+    /// see `examine`).
+    pub intx: Option<u32>,
+    /// The capability list is sane (bounded, loop-free) and the BARs are
+    /// inside the host windows: only such functions are handed to drivers.
+    pub usable: bool,
+    pub msix: bool,
+    /// The capability list (empty when it could not be trusted).
+    pub caps: Vec<pci::Capability>,
+}
+
+/// The bus walk on one segment. `host` (DT) gives the windows to place
+/// unassigned BARs in and the INTx routing; on x86 firmware assigned
+/// everything and the BARs are taken as found.
+pub fn walk(
+    cfg: &dyn ConfigSpace,
+    buses: core::ops::RangeInclusive<u8>,
+    host: Option<&PciHost>,
+) -> Vec<Found> {
+    let windows: Vec<Window> = host
+        .map(|h| {
+            h.windows
+                .iter()
+                .map(|w| Window {
+                    kind: match w.space {
+                        PciSpace::Io => WindowKind::Io,
+                        PciSpace::Mem32 => WindowKind::Mem32,
+                        PciSpace::Mem64 => WindowKind::Mem64,
+                    },
+                    prefetchable: w.prefetchable,
+                    cpu_base: w.cpu_base,
+                    pci_base: w.pci_base,
+                    size: w.size,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut alloc = BarAllocator::new(&windows);
+    // Only the root bus is walked unless firmware numbered bridges (see
+    // `skiff_drivers::pci::enumerate`): scan the first bus, then any bus a
+    // bridge names as its secondary.
+    let first = *buses.start();
+    let mut todo = alloc::vec![first];
+    let mut seen = [false; 256];
+    let mut out = Vec::new();
+    while let Some(bus) = todo.pop() {
+        if seen[usize::from(bus)] || !buses.contains(&bus) {
+            continue;
+        }
+        seen[usize::from(bus)] = true;
+        for function in pci::enumerate(cfg, bus..=bus) {
+            let bdf = function.bdf;
+            if function.header.header_type == 1 {
+                let secondary = ((cfg.read32(bdf, 0x18) >> 8) & 0xff) as u8;
+                if secondary > bus {
+                    todo.push(secondary);
+                }
+            }
+            out.push(examine(cfg, function, &windows, &mut alloc, host));
+        }
+    }
+    out
+}
+
+fn examine(
+    cfg: &dyn ConfigSpace,
+    function: Function,
+    windows: &[Window],
+    alloc: &mut BarAllocator,
+    host: Option<&PciHost>,
+) -> Found {
+    let bdf = function.bdf;
+    let nbars = match function.header.header_type {
+        0 => 6,
+        1 => 2,
+        _ => 0,
+    };
+    let mut usable = true;
+    let mut bars = match pci::read_bars(cfg, bdf, nbars) {
+        Ok(b) => b,
+        Err(e) => {
+            log::warn!("pci: {bdf} bad bar error={e:?}; disabled");
+            pci::disable(
+                cfg,
+                bdf,
+                command::MEMORY | command::IO | command::BUS_MASTER,
+            );
+            usable = false;
+            Vec::new()
+        }
+    };
+    if !windows.is_empty() {
+        for bar in bars.iter_mut() {
+            let inside = windows.iter().any(|w| {
+                let kind_ok = match bar.kind {
+                    BarKind::Io => w.kind == WindowKind::Io,
+                    _ => w.kind != WindowKind::Io,
+                };
+                kind_ok && w.to_cpu(bar.address, bar.size).is_some()
+            });
+            if bar.address != 0 && inside {
+                continue;
+            }
+            if bar.address != 0 {
+                log::warn!(
+                    "pci: {bdf} bar={} addr={:#x} outside the host windows; reassigning",
+                    bar.index,
+                    bar.address
+                );
+            }
+            match alloc.allocate(bar.kind, bar.size) {
+                Ok(addr) => {
+                    pci::write_bar(cfg, bdf, bar, addr);
+                    bar.address = addr;
+                }
+                Err(e) => {
+                    log::warn!(
+                        "pci: {bdf} bar={} size={:#x} no space={e:?}",
+                        bar.index,
+                        bar.size
+                    );
+                    usable = false;
+                }
+            }
+        }
+    }
+    let caps = match pci::capabilities(cfg, bdf) {
+        Ok(c) => c,
+        Err(e) => {
+            log::warn!("pci: {bdf} capability list error={e:?}; disabled");
+            pci::disable(
+                cfg,
+                bdf,
+                command::MEMORY | command::IO | command::BUS_MASTER,
+            );
+            usable = false;
+            Vec::new()
+        }
+    };
+    let msix = caps.iter().any(|c| c.id == pci::cap::MSIX);
+    let intx = if function.interrupt_pin == 0 {
+        None
+    } else if let Some(h) = host {
+        h.intx_route(bdf.bus, bdf.device, bdf.function, function.interrupt_pin)
+    } else {
+        // x86: the interrupt-line register holds the legacy PIC number
+        // firmware chose; the IOAPIC GSI needs ACPI `_PRT` (AML), which is
+        // not read. x86 devices interrupt through MSI-X instead.
+        None
+    };
+    Found {
+        function,
+        bars,
+        intx,
+        usable,
+        msix,
+        caps,
+    }
+}
+
+/// The CPU address of a memory BAR: identity on x86; through the window on
+/// a DT host.
+pub fn bar_cpu_address(bar: &Bar, host: Option<&PciHost>) -> Option<u64> {
+    match host {
+        None => Some(bar.address),
+        Some(h) => h.windows.iter().find_map(|w| {
+            if w.space == PciSpace::Io {
+                return None;
+            }
+            let off = bar.address.checked_sub(w.pci_base)?;
+            (off.checked_add(bar.size)? <= w.size).then(|| w.cpu_base + off)
+        }),
+    }
+}
+
+/// The boot-log line for a function.
+pub fn log_found(f: &Found) {
+    let h = &f.function.header;
+    let irq = match f.intx {
+        Some(l) => alloc::format!("{l}"),
+        None => alloc::string::String::from("none"),
+    };
+    crate::println!(
+        "pci: {} vendor={:04x} device={:04x} class={:02x}.{:02x}.{:02x} bars={} irq={} msix={}",
+        f.function.bdf,
+        h.vendor,
+        h.device,
+        h.class,
+        h.subclass,
+        h.prog_if,
+        pci::BarList(&f.bars),
+        irq,
+        if f.msix { "yes" } else { "no" }
+    );
+}
