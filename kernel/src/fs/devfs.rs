@@ -109,6 +109,21 @@ impl Inode for Device {
         (self.kind == Kind::Console).then_some(0)
     }
 
+    /// Every device here answers reads and writes at once, so each is
+    /// always readable and writable — the console too: its read never
+    /// waits for input (it returns what is buffered, or 0), so POLLIN is
+    /// the truth about it, not a promise of data.
+    fn poll_ready(&self) -> u32 {
+        use super::pollbits::*;
+        POLLIN | POLLRDNORM | POLLOUT | POLLWRNORM
+    }
+
+    /// As Linux: `null`, `zero` and `full` have no poll method (epoll
+    /// refuses them with EPERM); `random` and the terminal have one.
+    fn supports_poll(&self) -> bool {
+        matches!(self.kind, Kind::Random | Kind::Console)
+    }
+
     fn fs_magic(&self) -> u64 {
         super::magic::TMPFS
     }

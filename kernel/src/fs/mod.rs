@@ -10,15 +10,17 @@
 
 pub mod cpio;
 pub mod devfs;
+pub mod eventfd;
 pub mod pipe;
 pub mod procfs;
 pub mod ramfs;
 mod root;
 pub mod synth;
-mod waitq;
+pub mod timerfd;
+pub mod waitq;
 
 pub use root::{mount_root, MountError};
-pub use waitq::WaitQueue;
+pub use waitq::{wait_any, WaitQueue, Wake};
 
 use crate::errno::{Errno, KResult};
 use alloc::collections::BTreeMap;
@@ -116,6 +118,24 @@ pub mod magic {
     pub const PROC: u64 = 0x9fa0;
     pub const SYSFS: u64 = 0x6265_6572;
     pub const PIPEFS: u64 = 0x5049_5045;
+    pub const ANON_INODE: u64 = 0x0904_1934;
+}
+
+/// Device number of the anonymous inodes behind eventfd, timerfd and epoll
+/// descriptors.
+pub const ANON_DEV: u64 = 0x0d;
+
+static NEXT_ANON_INO: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(1);
+
+/// Metadata of an anonymous inode (mode 0600, no file type bits on Linux;
+/// shown here as a character device, the nearest [`FileType`]).
+pub fn anon_metadata(ino: u64) -> Metadata {
+    Metadata::synthetic(ANON_DEV, ino, FileType::CharDevice, 0o600, 0)
+}
+
+/// A fresh inode number for an anonymous inode.
+pub fn anon_ino() -> u64 {
+    NEXT_ANON_INO.fetch_add(1, core::sync::atomic::Ordering::Relaxed)
 }
 
 /// Which timestamps `set_times` changes (None: leave as is).
@@ -256,7 +276,13 @@ pub trait Inode: Send + Sync {
     /// Calls `f` with every wait queue this object wakes when what
     /// [`Inode::poll_ready`] reports may have changed. Objects whose
     /// readiness never changes (regular files) register none.
-    fn poll_queues(&self, _f: &mut dyn FnMut(&WaitQueue)) {}
+    ///
+    /// The queues live as long as the object (`'a`), so poll and epoll
+    /// can collect them from many objects and wait on all at once:
+    /// implement it as `fn poll_queues<'a>(&'a self, f: &mut dyn
+    /// FnMut(&'a WaitQueue)) { f(&self.queue) }` (the lifetime must be
+    /// spelled out; an elided one does not match the trait).
+    fn poll_queues<'a>(&'a self, _f: &mut dyn FnMut(&'a WaitQueue)) {}
 
     /// Bumped on every event that Linux would report to an edge-triggered
     /// epoll waiter (data arrived, room appeared, a peer closed), so
@@ -264,6 +290,17 @@ pub trait Inode: Send + Sync {
     /// events return 0.
     fn poll_events_seq(&self) -> u64 {
         0
+    }
+
+    /// Whether epoll may watch it: Linux refuses (EPERM) files whose
+    /// driver has no poll method — regular files and directories on
+    /// ramfs/tmpfs, `/dev/null` and friends. Default: everything but
+    /// regular files, directories and symlinks.
+    fn supports_poll(&self) -> bool {
+        !matches!(
+            self.metadata().kind,
+            FileType::Regular | FileType::Directory | FileType::Symlink
+        )
     }
 
     /// A terminal (answers `TCGETS`; others get ENOTTY).

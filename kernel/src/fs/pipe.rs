@@ -6,15 +6,25 @@
 //! returns 0 (end of file) once every write end is closed. A write waits
 //! for room; writes of at most [`PIPE_BUF`] bytes are atomic (never
 //! interleaved with other writers); with no read end left it fails with
-//! EPIPE (SIGPIPE is not raised yet: signals are the process's work).
-//! `nonblock` turns every wait into EAGAIN (or a short count).
+//! EPIPE (SIGPIPE is the signal code's work). `nonblock` turns every wait
+//! into EAGAIN (or a short count). A signal interrupts a wait: the call
+//! returns ERESTARTSYS (restarted or EINTR at delivery), or the bytes a
+//! write already moved.
 //!
-//! Waiting uses the kernel's sleeping wait queues on the target; host
-//! builds have no scheduler, so there a wait spins (tests use threads).
+//! Readiness (`poll`, `select`, `epoll`) is Linux's `pipe_poll`: the read
+//! end is POLLIN while data is buffered and POLLHUP once every writer is
+//! gone; the write end is POLLOUT while there is room and POLLERR once
+//! every reader is gone. Every write (and the last writer's close) is one
+//! edge-triggered event for the read end; every read that frees room (and
+//! the last reader's close) one for the write end — as Linux, which wakes
+//! readers on every write since 5.14.
+//!
 //! Locking: the buffer's spin lock is held only to copy bytes in or out;
-//! it is never held while waiting or waking.
+//! it is never held while waiting or waking. Readiness reads atomics only
+//! (`len` mirrors the buffer's length), as it runs with interrupts off.
 
-use super::{magic, FileType, Inode, Metadata};
+use super::pollbits::*;
+use super::{magic, wait_any, FileType, Inode, Metadata, WaitQueue, Wake};
 use crate::errno::{Errno, KResult};
 use alloc::collections::VecDeque;
 use alloc::sync::Arc;
@@ -29,47 +39,28 @@ pub const PIPE_BUF: usize = 4096;
 const PIPEFS_DEV: u64 = 0x0c;
 static NEXT_INO: AtomicU64 = AtomicU64::new(1);
 
-#[cfg(target_os = "none")]
-use crate::sync::WaitQueue as Queue;
-
-/// Host stand-in for the kernel wait queue: waiting spins until the
-/// condition holds (host tests drive pipes from several std threads).
-#[cfg(not(target_os = "none"))]
-struct Queue;
-
-#[cfg(not(target_os = "none"))]
-impl Queue {
-    const fn new() -> Self {
-        Queue
-    }
-
-    fn wait_until(&self, mut cond: impl FnMut() -> bool) {
-        while !cond() {
-            core::hint::spin_loop();
-            #[cfg(test)]
-            std::thread::yield_now();
-        }
-    }
-
-    fn wake_all(&self) -> usize {
-        0
-    }
-}
-
 struct Pipe {
     ino: u64,
     buf: Mutex<VecDeque<u8>>,
+    /// `buf.len()`, updated under the lock, read without it.
+    len: AtomicUsize,
     readers: AtomicUsize,
     writers: AtomicUsize,
-    /// Readers wait here for data or the last writer's close.
-    readable: Queue,
-    /// Writers wait here for room or the last reader's close.
-    writable: Queue,
+    /// Events for the read end (writes, last writer gone).
+    rd_events: AtomicU64,
+    /// Events for the write end (room freed, last reader gone).
+    wr_events: AtomicU64,
+    /// Readers (and pollers of the read end) wait here for data or the
+    /// last writer's close.
+    readable: WaitQueue,
+    /// Writers (and pollers of the write end) wait here for room or the
+    /// last reader's close.
+    writable: WaitQueue,
 }
 
 impl Pipe {
     fn metadata(&self, perm: u32) -> Metadata {
-        let size = self.buf.lock().len() as u64;
+        let size = self.len.load(Ordering::Acquire) as u64;
         Metadata::synthetic(PIPEFS_DEV, self.ino, FileType::Fifo, perm, size)
     }
 
@@ -85,7 +76,9 @@ impl Pipe {
                     for (dst, src) in out.iter_mut().zip(b.drain(..n)) {
                         *dst = src;
                     }
+                    self.len.store(b.len(), Ordering::Release);
                     drop(b);
+                    self.wr_events.fetch_add(1, Ordering::AcqRel);
                     self.writable.wake_all();
                     return Ok(n);
                 }
@@ -96,11 +89,12 @@ impl Pipe {
             if nonblock {
                 return Err(Errno::EAGAIN);
             }
-            // A busy lock counts as "maybe ready": the loop re-checks.
-            self.readable.wait_until(|| {
-                self.writers.load(Ordering::Acquire) == 0
-                    || self.buf.try_lock().is_none_or(|b| !b.is_empty())
+            let woke = wait_any(&[&self.readable], None, true, || {
+                self.writers.load(Ordering::Acquire) == 0 || self.len.load(Ordering::Acquire) > 0
             });
+            if woke == Wake::Interrupted {
+                return Err(Errno::ERESTARTSYS);
+            }
         }
     }
 
@@ -129,9 +123,11 @@ impl Pipe {
                     room.min(rest.len())
                 };
                 b.extend(&rest[..n]);
+                self.len.store(b.len(), Ordering::Release);
                 drop(b);
                 if n > 0 {
                     done += n;
+                    self.rd_events.fetch_add(1, Ordering::AcqRel);
                     self.readable.wake_all();
                 }
             }
@@ -150,14 +146,42 @@ impl Pipe {
             } else {
                 1
             };
-            self.writable.wait_until(|| {
+            let woke = wait_any(&[&self.writable], None, true, || {
                 self.readers.load(Ordering::Acquire) == 0
-                    || self
-                        .buf
-                        .try_lock()
-                        .is_none_or(|b| CAPACITY - b.len() >= want)
+                    || CAPACITY - self.len.load(Ordering::Acquire) >= want
             });
+            if woke == Wake::Interrupted {
+                return if done > 0 {
+                    Ok(done)
+                } else {
+                    Err(Errno::ERESTARTSYS)
+                };
+            }
         }
+    }
+
+    /// `pipe_poll` for the read end.
+    fn read_ready(&self) -> u32 {
+        let mut m = 0;
+        if self.len.load(Ordering::Acquire) > 0 {
+            m |= POLLIN | POLLRDNORM;
+        }
+        if self.writers.load(Ordering::Acquire) == 0 {
+            m |= POLLHUP;
+        }
+        m
+    }
+
+    /// `pipe_poll` for the write end.
+    fn write_ready(&self) -> u32 {
+        let mut m = 0;
+        if self.len.load(Ordering::Acquire) < CAPACITY {
+            m |= POLLOUT | POLLWRNORM;
+        }
+        if self.readers.load(Ordering::Acquire) == 0 {
+            m |= POLLERR;
+        }
+        m
     }
 }
 
@@ -171,24 +195,31 @@ pub fn new_pipe() -> (Arc<dyn Inode>, Arc<dyn Inode>) {
     let p = Arc::new(Pipe {
         ino: NEXT_INO.fetch_add(1, Ordering::Relaxed),
         buf: Mutex::new(VecDeque::new()),
+        len: AtomicUsize::new(0),
         readers: AtomicUsize::new(1),
         writers: AtomicUsize::new(1),
-        readable: Queue::new(),
-        writable: Queue::new(),
+        rd_events: AtomicU64::new(0),
+        wr_events: AtomicU64::new(0),
+        readable: WaitQueue::new(),
+        writable: WaitQueue::new(),
     });
     (Arc::new(PipeReader(p.clone())), Arc::new(PipeWriter(p)))
 }
 
 impl Drop for PipeReader {
     fn drop(&mut self) {
-        self.0.readers.fetch_sub(1, Ordering::AcqRel);
+        if self.0.readers.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.wr_events.fetch_add(1, Ordering::AcqRel);
+        }
         self.0.writable.wake_all();
     }
 }
 
 impl Drop for PipeWriter {
     fn drop(&mut self) {
-        self.0.writers.fetch_sub(1, Ordering::AcqRel);
+        if self.0.writers.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.rd_events.fetch_add(1, Ordering::AcqRel);
+        }
         self.0.readable.wake_all();
     }
 }
@@ -213,7 +244,16 @@ impl Inode for PipeReader {
         false
     }
     fn readable_bytes(&self) -> Option<usize> {
-        Some(self.0.buf.lock().len())
+        Some(self.0.len.load(Ordering::Acquire))
+    }
+    fn poll_ready(&self) -> u32 {
+        self.0.read_ready()
+    }
+    fn poll_queues<'a>(&'a self, f: &mut dyn FnMut(&'a WaitQueue)) {
+        f(&self.0.readable);
+    }
+    fn poll_events_seq(&self) -> u64 {
+        self.0.rd_events.load(Ordering::Acquire)
     }
     fn fs_magic(&self) -> u64 {
         magic::PIPEFS
@@ -243,7 +283,16 @@ impl Inode for PipeWriter {
         false
     }
     fn readable_bytes(&self) -> Option<usize> {
-        Some(self.0.buf.lock().len())
+        Some(self.0.len.load(Ordering::Acquire))
+    }
+    fn poll_ready(&self) -> u32 {
+        self.0.write_ready()
+    }
+    fn poll_queues<'a>(&'a self, f: &mut dyn FnMut(&'a WaitQueue)) {
+        f(&self.0.writable);
+    }
+    fn poll_events_seq(&self) -> u64 {
+        self.0.wr_events.load(Ordering::Acquire)
     }
     fn fs_magic(&self) -> u64 {
         magic::PIPEFS
@@ -302,5 +351,35 @@ mod tests {
         }
         t.join().unwrap();
         assert_eq!(total, CAPACITY * 2);
+    }
+
+    #[test]
+    fn readiness_follows_linux_pipe_poll() {
+        let (r, w) = new_pipe();
+        assert_eq!(r.poll_ready(), 0);
+        assert_eq!(w.poll_ready(), POLLOUT | POLLWRNORM);
+        let (r0, w0) = (r.poll_events_seq(), w.poll_events_seq());
+        w.write_stream(b"ab", true).unwrap();
+        assert_eq!(r.poll_ready(), POLLIN | POLLRDNORM);
+        assert_eq!(r.poll_events_seq(), r0 + 1);
+        w.write_stream(b"c", true).unwrap();
+        assert_eq!(r.poll_events_seq(), r0 + 2, "every write is an event");
+        let mut b = [0u8; 8];
+        r.read_stream(&mut b, true).unwrap();
+        assert_eq!(w.poll_events_seq(), w0 + 1);
+        let big = alloc::vec![0u8; CAPACITY];
+        w.write_stream(&big, true).unwrap();
+        assert_eq!(w.poll_ready(), 0, "full: not writable");
+        drop(r);
+        assert_eq!(w.poll_ready(), POLLERR);
+        let (r, w) = new_pipe();
+        w.write_stream(b"x", true).unwrap();
+        drop(w);
+        assert_eq!(r.poll_ready(), POLLIN | POLLRDNORM | POLLHUP);
+        r.read_stream(&mut b, true).unwrap();
+        assert_eq!(r.poll_ready(), POLLHUP);
+        let mut n = 0;
+        r.poll_queues(&mut |_| n += 1);
+        assert_eq!(n, 1);
     }
 }

@@ -24,7 +24,7 @@
 //! lock); `O_APPEND` writes are atomic through [`Inode::append`].
 
 use crate::errno::{Errno, KResult};
-use crate::fs::{FileType, Inode, Vfs};
+use crate::fs::{FileType, Inode, Vfs, WaitQueue};
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
@@ -90,6 +90,28 @@ pub mod oflag {
 }
 
 use oflag::*;
+
+/// Bumped, and [`closed_queue`] woken, whenever a descriptor is closed
+/// or replaced. `epoll_wait` holds its members' open files while it
+/// sleeps; this tells it to let go, so the close takes effect (a pipe's
+/// other end sees the hang-up) as on Linux, whose epoll holds none.
+static CLOSED_SEQ: AtomicU64 = AtomicU64::new(0);
+static CLOSED: WaitQueue = WaitQueue::new();
+
+/// See [`CLOSED_SEQ`].
+pub fn closed_seq() -> u64 {
+    CLOSED_SEQ.load(Ordering::Acquire)
+}
+
+/// Woken when [`closed_seq`] moves.
+pub fn closed_queue() -> &'static WaitQueue {
+    &CLOSED
+}
+
+fn note_closed() {
+    CLOSED_SEQ.fetch_add(1, Ordering::AcqRel);
+    CLOSED.wake_all();
+}
 
 /// An open file description: what `open` creates and `dup` shares.
 pub struct OpenFile {
@@ -332,11 +354,17 @@ impl FdTable {
         file: Arc<OpenFile>,
         cloexec: bool,
     ) -> KResult<Option<Arc<OpenFile>>> {
-        let mut s = self.slots.lock();
-        if fd >= s.limit {
-            return Err(Errno::EBADF);
+        let old = {
+            let mut s = self.slots.lock();
+            if fd >= s.limit {
+                return Err(Errno::EBADF);
+            }
+            s.put(fd, Slot { file, cloexec }).map(|o| o.file)
+        };
+        if old.is_some() {
+            note_closed();
         }
-        Ok(s.put(fd, Slot { file, cloexec }).map(|o| o.file))
+        Ok(old)
     }
 
     /// The open file behind `fd`; EBADF if none.
@@ -351,9 +379,10 @@ impl FdTable {
     /// Closes `fd`, returning its description for the caller to drop
     /// (outside any lock of the caller's, too).
     pub fn remove(&self, fd: usize) -> KResult<Arc<OpenFile>> {
-        let mut s = self.slots.lock();
-        let slot = s.fds.get_mut(fd).and_then(Option::take);
-        slot.map(|sl| sl.file).ok_or(Errno::EBADF)
+        let slot = self.slots.lock().fds.get_mut(fd).and_then(Option::take);
+        let file = slot.map(|sl| sl.file).ok_or(Errno::EBADF)?;
+        note_closed();
+        Ok(file)
     }
 
     pub fn cloexec(&self, fd: usize) -> KResult<bool> {
@@ -387,6 +416,7 @@ impl FdTable {
             }
         }
         drop(closed);
+        note_closed();
     }
 
     /// `close_range`: closes (or, with `cloexec_only`, marks close-on-exec)
@@ -404,6 +434,10 @@ impl FdTable {
             } else if let Some(sl) = slot.take() {
                 closed.push(sl.file);
             }
+        }
+        drop(s);
+        if !closed.is_empty() {
+            note_closed();
         }
         closed
     }
@@ -449,6 +483,12 @@ impl FdTable {
             .into_iter()
             .map(|(fd, f)| (fd, String::from(f.path())))
             .collect()
+    }
+
+    /// One past the highest descriptor slot ever used (the table never
+    /// shrinks, like Linux's): `select` clamps `nfds` by it.
+    pub fn slots_len(&self) -> usize {
+        self.slots.lock().fds.len()
     }
 
     /// How many descriptors are open.

@@ -6,18 +6,22 @@
 //! The calls, by module: [`rw`] reads, writes, offsets and directory
 //! listing; [`path`] everything that takes a path; [`fdops`] descriptor
 //! plumbing (`close`, `dup*`, `fcntl`, `ioctl`, `pipe*`); [`xattr`] the
-//! extended-attribute calls (no attributes are stored).
+//! extended-attribute calls (no attributes are stored); [`poll`] and
+//! [`epoll`] readiness of many descriptors; [`anon`] eventfd and timerfd.
 //!
 //! Simplified (documented at each handler): the app runs as root, so
 //! permission checks only refuse what root cannot do; advisory record
 //! locks (`F_SETLK` and friends) are accepted and never conflict (one
-//! process per VM); blocked pipe I/O is not interrupted by signals and a
-//! write to a pipe without readers fails with EPIPE but raises no SIGPIPE
-//! yet.
+//! process per VM); a write to a pipe without readers fails with EPIPE
+//! (SIGPIPE is the signal code's). Blocking waits (pipes, eventfd,
+//! timerfd, poll, select, epoll) end when a signal arrives.
 
 pub mod abi;
+pub mod anon;
+pub mod epoll;
 pub mod fdops;
 pub mod path;
+pub mod poll;
 pub mod rw;
 pub mod xattr;
 
@@ -32,8 +36,11 @@ use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 
+use anon::*;
+use epoll::*;
 use fdops::*;
 use path::*;
+use poll::*;
 use rw::*;
 use xattr::*;
 
@@ -112,6 +119,22 @@ crate::syscall_table! {
         ioctl(Int, Hex, Hex) => sys_ioctl;
         pipe(Hex) => sys_pipe;
         pipe2(Hex, OpenFlags) => sys_pipe2;
+
+        poll(Hex, Int, Int) => sys_poll;
+        ppoll(Hex, Int, Hex, Hex, Size) => sys_ppoll;
+        select(Int, Hex, Hex, Hex, Hex) => sys_select;
+        pselect6(Int, Hex, Hex, Hex, Hex, Hex) => sys_pselect6;
+        epoll_create(Int) => sys_epoll_create;
+        epoll_create1(Hex) => sys_epoll_create1;
+        epoll_ctl(Int, Int, Int, Hex) => sys_epoll_ctl;
+        epoll_wait(Int, Hex, Int, Int) => sys_epoll_wait;
+        epoll_pwait(Int, Hex, Int, Int, Hex, Size) => sys_epoll_pwait;
+        epoll_pwait2(Int, Hex, Int, Hex, Hex, Size) => sys_epoll_pwait2;
+        eventfd(Int) => sys_eventfd;
+        eventfd2(Int, Hex) => sys_eventfd2;
+        timerfd_create(Int, Hex) => sys_timerfd_create;
+        timerfd_settime(Int, Hex, Hex, Hex) => sys_timerfd_settime;
+        timerfd_gettime(Int, Hex) => sys_timerfd_gettime;
 
         getxattr(Str, Str, Hex, Size) => sys_getxattr;
         lgetxattr(Str, Str, Hex, Size) => sys_lgetxattr;

@@ -197,8 +197,29 @@ fn table_names_are_linux_names_on_both_arches() {
     let implemented = |t: &Table<Cx>| (0..600).filter(|&n| t.is_implemented(n)).count();
     assert_eq!(implemented(&x86), ENTRIES.len());
     let legacy = [
-        "open", "creat", "stat", "lstat", "access", "pipe", "dup2", "mkdir", "rmdir", "unlink",
-        "rename", "symlink", "link", "readlink", "chmod", "chown", "lchown", "utimes",
+        "open",
+        "creat",
+        "stat",
+        "lstat",
+        "access",
+        "pipe",
+        "dup2",
+        "mkdir",
+        "rmdir",
+        "unlink",
+        "rename",
+        "symlink",
+        "link",
+        "readlink",
+        "chmod",
+        "chown",
+        "lchown",
+        "utimes",
+        "poll",
+        "select",
+        "epoll_create",
+        "epoll_wait",
+        "eventfd",
     ];
     assert_eq!(implemented(&arm), ENTRIES.len() - legacy.len());
 }
@@ -1299,4 +1320,468 @@ fn close_range_flock_fallocate_fadvise() {
     tv[8..16].copy_from_slice(&1_000_000i64.to_le_bytes());
     let bad = p.bytes(&tv);
     assert_eq!(p.call(sys_utimes, &[path, bad]), Err(Errno::EINVAL));
+}
+
+// ---- poll, select, epoll, eventfd, timerfd ----
+
+mod readiness {
+    use super::*;
+    use crate::fs::pollbits::*;
+    use crate::linux::files::anon::*;
+    use crate::linux::files::epoll::{flags::*, *};
+    use crate::linux::files::poll::*;
+
+    fn pipe(p: &mut Fake, flags: u32) -> (usize, usize) {
+        let a = p.alloc(8);
+        p.call(sys_pipe2, &[a, flags as usize]).unwrap();
+        let b = p.get(a, 8);
+        (u32_at(&b, 0) as usize, u32_at(&b, 4) as usize)
+    }
+
+    fn pollfds(p: &mut Fake, fds: &[(i32, u32)]) -> usize {
+        let mut raw = Vec::new();
+        for &(fd, ev) in fds {
+            raw.extend_from_slice(&fd.to_le_bytes());
+            raw.extend_from_slice(&(ev as u16).to_le_bytes());
+            raw.extend_from_slice(&0u16.to_le_bytes());
+        }
+        p.bytes(&raw)
+    }
+
+    fn revents(p: &Fake, a: usize, n: usize) -> Vec<u32> {
+        let b = p.get(a, n * 8);
+        (0..n)
+            .map(|i| u32::from(u16::from_le_bytes([b[i * 8 + 6], b[i * 8 + 7]])))
+            .collect()
+    }
+
+    #[test]
+    fn poll_on_a_pipe_follows_linux() {
+        let mut p = fake();
+        let (r, w) = pipe(&mut p, 0);
+        let a = pollfds(
+            &mut p,
+            &[
+                (r as i32, POLLIN),
+                (w as i32, POLLOUT),
+                (-1, POLLIN),
+                (99, POLLIN),
+            ],
+        );
+        assert_eq!(p.call(sys_poll, &[a, 4, 0]), Ok(2));
+        assert_eq!(revents(&p, a, 4), [0, POLLOUT, 0, POLLNVAL]);
+        p.write_str(w, b"hi").unwrap();
+        assert_eq!(p.call(sys_poll, &[a, 3, 0]), Ok(2));
+        assert_eq!(revents(&p, a, 3), [POLLIN, POLLOUT, 0]);
+        p.call(sys_close, &[w]).unwrap();
+        let a = pollfds(&mut p, &[(r as i32, POLLIN)]);
+        assert_eq!(p.call(sys_poll, &[a, 1, 0]), Ok(1));
+        assert_eq!(revents(&p, a, 1), [POLLIN | POLLHUP]);
+        // POLLHUP is reported even when not asked for.
+        p.read_n(r, 2).unwrap();
+        let a = pollfds(&mut p, &[(r as i32, 0)]);
+        assert_eq!(p.call(sys_poll, &[a, 1, 0]), Ok(1));
+        assert_eq!(revents(&p, a, 1), [POLLHUP]);
+        assert_eq!(p.call(sys_poll, &[BAD, 1, 0]), Err(Errno::EFAULT));
+        assert_eq!(p.call(sys_poll, &[a, 1_000_000, 0]), Err(Errno::EINVAL));
+    }
+
+    #[test]
+    fn poll_times_out_and_ppoll_checks_its_arguments() {
+        let mut p = fake();
+        let (r, _w) = pipe(&mut p, 0);
+        let a = pollfds(&mut p, &[(r as i32, POLLIN)]);
+        let t0 = crate::fs::waitq::monotonic_ns();
+        assert_eq!(p.call(sys_poll, &[a, 1, 30]), Ok(0));
+        assert!(crate::fs::waitq::monotonic_ns() - t0 >= 30_000_000);
+        let ts = p.bytes(&encode_timespec(20_000_000));
+        assert_eq!(p.call(sys_ppoll, &[a, 1, ts, 0, 0]), Ok(0));
+        assert_eq!(p.get(ts, 16), encode_timespec(0), "time left written back");
+        let bad = p.bytes(&[0, 0, 0, 0, 0, 0, 0, 0, 0, 0xca, 0x9a, 0x3b, 0, 0, 0, 0]);
+        assert_eq!(p.call(sys_ppoll, &[a, 1, bad, 0, 0]), Err(Errno::EINVAL));
+        let mask = p.bytes(&[0; 8]);
+        let zero = p.bytes(&encode_timespec(0));
+        assert_eq!(
+            p.call(sys_ppoll, &[a, 1, zero, mask, 4]),
+            Err(Errno::EINVAL)
+        );
+        assert_eq!(p.call(sys_ppoll, &[a, 1, zero, mask, 8]), Ok(0));
+    }
+
+    #[test]
+    fn a_writer_thread_wakes_poll() {
+        let mut p = fake();
+        let (r, _w) = pipe(&mut p, 0);
+        let wf = p.files.get(_w).unwrap();
+        let a = pollfds(&mut p, &[(r as i32, POLLIN)]);
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            wf.write(b"x").unwrap();
+        });
+        assert_eq!(p.call(sys_poll, &[a, 1, usize::MAX]), Ok(1));
+        t.join().unwrap();
+    }
+
+    #[test]
+    fn fd_set_helpers() {
+        assert_eq!(fdset_bytes(0), 0);
+        assert_eq!(fdset_bytes(1), 8);
+        assert_eq!(fdset_bytes(65), 16);
+        assert_eq!(select_max_fds(3), 64);
+        assert_eq!(select_max_fds(65), 128);
+        assert_eq!(select_max_fds(129), 256);
+        assert_eq!(select_max_fds(257), 512);
+        let mut sets = FdSets::default();
+        sets.sets[0] = vec![0b1010, 0, 0, 0, 0, 0, 0, 0];
+        sets.sets[1] = vec![0b0100, 0, 0, 0, 0, 0, 0, 0];
+        assert_eq!(sets.wanted(64), [1, 2, 3]);
+        let (out, n) = sets.results(&[1, 2, 3], |fd| if fd == 3 { POLLIN } else { POLLOUT });
+        assert_eq!(n, 2);
+        assert_eq!(out.sets[0][0], 0b1000);
+        assert_eq!(out.sets[1][0], 0b0100);
+        assert!(out.sets[2].is_empty());
+    }
+
+    #[test]
+    fn select_reports_sets_and_rejects_closed_descriptors() {
+        let mut p = fake();
+        let (r, w) = pipe(&mut p, 0);
+        let set = |fds: &[usize]| {
+            let mut b = [0u8; 8];
+            for &fd in fds {
+                b[fd / 8] |= 1 << (fd % 8);
+            }
+            b
+        };
+        let rd = p.bytes(&set(&[r]));
+        let wr = p.bytes(&set(&[w]));
+        let tv = p.bytes(&[0; 16]);
+        assert_eq!(p.call(sys_select, &[w + 1, rd, wr, 0, tv]), Ok(1));
+        assert_eq!(p.get(rd, 8), [0; 8]);
+        assert_eq!(p.get(wr, 8), set(&[w]));
+        p.write_str(w, b"z").unwrap();
+        let rd = p.bytes(&set(&[r]));
+        assert_eq!(p.call(sys_select, &[w + 1, rd, 0, 0, tv]), Ok(1));
+        assert_eq!(p.get(rd, 8), set(&[r]));
+        let closed = p.bytes(&set(&[40]));
+        assert_eq!(
+            p.call(sys_select, &[41, closed, 0, 0, tv]),
+            Err(Errno::EBADF)
+        );
+        assert_eq!(
+            p.call(sys_select, &[usize::MAX, 0, 0, 0, tv]),
+            Err(Errno::EINVAL)
+        );
+        // Bits past the table's size are ignored (nfds is clamped).
+        let far = p.bytes(&[0u8; 128]);
+        p.mem[far - BASE + 127] = 0x80;
+        assert_eq!(p.call(sys_select, &[1024, far, 0, 0, tv]), Ok(0));
+        // A timeval's microseconds carry; the time left is written back.
+        let tv = p.bytes(&[0, 0, 0, 0, 0, 0, 0, 0, 0x20, 0x4e, 0, 0, 0, 0, 0, 0]);
+        let rd = p.bytes(&set(&[0]));
+        let empty_r = pipe(&mut p, 0).0;
+        let rd2 = p.bytes(&set(&[empty_r]));
+        let _ = rd;
+        assert_eq!(p.call(sys_select, &[empty_r + 1, rd2, 0, 0, tv]), Ok(0));
+        assert_eq!(p.get(tv, 16), [0; 16]);
+    }
+
+    fn ev(p: &mut Fake, events: u32, data: u64) -> usize {
+        p.bytes(&encode_event(events, data, EVENT_SIZE))
+    }
+
+    fn wait(p: &mut Fake, ep: usize, max: usize, timeout: i32) -> Vec<(u32, u64)> {
+        let out = p.alloc(EVENT_SIZE * max);
+        let n = p
+            .call(sys_epoll_wait, &[ep, out, max, timeout as isize as usize])
+            .unwrap();
+        let raw = p.get(out, n * EVENT_SIZE);
+        raw.chunks(EVENT_SIZE)
+            .map(|c| decode_event(c, EVENT_SIZE))
+            .collect()
+    }
+
+    fn ctl(
+        p: &mut Fake,
+        ep: usize,
+        op: usize,
+        fd: usize,
+        events: u32,
+        data: u64,
+    ) -> KResult<usize> {
+        let e = ev(p, events, data);
+        p.call(sys_epoll_ctl, &[ep, op, fd, e])
+    }
+
+    #[test]
+    fn interest_bookkeeping() {
+        let mut lt = Interest::new(POLLIN, 7, 0);
+        assert_eq!(lt.events, POLLIN | POLLERR | POLLHUP);
+        assert_eq!(lt.take(POLLIN | POLLRDNORM | POLLOUT, 0), POLLIN);
+        assert_eq!(lt.take(POLLIN, 0), POLLIN, "level: again while ready");
+        let mut et = Interest::new(POLLIN | EPOLLET, 0, 5);
+        assert_eq!(et.take(0, 5), 0, "fresh but not ready");
+        assert_eq!(et.take(POLLIN, 5), 0, "no new event since");
+        assert_eq!(et.take(POLLIN, 6), POLLIN);
+        assert_eq!(et.take(POLLIN, 6), 0);
+        assert_eq!(et.peek(POLLIN, 7), POLLIN);
+        assert_eq!(et.peek(POLLIN, 7), POLLIN, "peek changes nothing");
+        let mut one = Interest::new(POLLIN | EPOLLONESHOT, 0, 0);
+        assert_eq!(one.take(POLLIN, 0), POLLIN);
+        assert_eq!(one.take(POLLIN, 1), 0);
+        assert!(one.disabled);
+        assert_eq!(encode_event(1, 2, 12).len(), 12);
+        assert_eq!(
+            decode_event(&encode_event(5, u64::MAX - 1, 16), 16),
+            (5, u64::MAX - 1)
+        );
+    }
+
+    #[test]
+    fn epoll_level_edge_and_oneshot_on_a_pipe() {
+        let mut p = fake();
+        let ep = p.call(sys_epoll_create1, &[0]).unwrap();
+        let (r, w) = pipe(&mut p, O_NONBLOCK);
+        let (r2, w2) = pipe(&mut p, O_NONBLOCK);
+        let (r3, w3) = pipe(&mut p, O_NONBLOCK);
+        ctl(&mut p, ep, EPOLL_CTL_ADD, r, POLLIN, 0x1111_2222_3333_4444).unwrap();
+        ctl(&mut p, ep, EPOLL_CTL_ADD, r2, POLLIN | EPOLLET, 2).unwrap();
+        ctl(&mut p, ep, EPOLL_CTL_ADD, r3, POLLIN | EPOLLONESHOT, 3).unwrap();
+        assert!(wait(&mut p, ep, 8, 0).is_empty());
+        for fd in [w, w2, w3] {
+            p.write_str(fd, b"ab").unwrap();
+        }
+        let got = wait(&mut p, ep, 8, 0);
+        assert_eq!(got.len(), 3);
+        assert!(got.contains(&(POLLIN, 0x1111_2222_3333_4444)));
+        assert!(got.contains(&(POLLIN, 2)) && got.contains(&(POLLIN, 3)));
+        // Still ready: only the level-triggered entry comes back.
+        assert_eq!(wait(&mut p, ep, 8, 0), [(POLLIN, 0x1111_2222_3333_4444)]);
+        // A new write is a new edge; the one-shot entry stays quiet.
+        p.write_str(w2, b"c").unwrap();
+        p.write_str(w3, b"c").unwrap();
+        let got = wait(&mut p, ep, 8, 0);
+        assert_eq!(got.len(), 2);
+        assert!(got.contains(&(POLLIN, 2)));
+        // MOD re-arms the one-shot entry (and may change data).
+        ctl(&mut p, ep, EPOLL_CTL_MOD, r3, POLLIN | EPOLLONESHOT, 33).unwrap();
+        ctl(&mut p, ep, EPOLL_CTL_DEL, r, 0, 0).unwrap();
+        assert_eq!(wait(&mut p, ep, 8, 0), [(POLLIN, 33)]);
+        // Writer closed: HUP, without asking.
+        p.call(sys_close, &[w2]).unwrap();
+        assert_eq!(wait(&mut p, ep, 8, 0), [(POLLIN | POLLHUP, 2)]);
+        // maxevents 1: entries take turns.
+        ctl(&mut p, ep, EPOLL_CTL_ADD, r, POLLIN, 1).unwrap();
+        ctl(&mut p, ep, EPOLL_CTL_MOD, r3, POLLIN, 3).unwrap();
+        let a = wait(&mut p, ep, 1, 0);
+        let b = wait(&mut p, ep, 1, 0);
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn epoll_ctl_errors() {
+        let mut p = fake();
+        let ep = p.call(sys_epoll_create, &[1]).unwrap();
+        assert_eq!(p.call(sys_epoll_create, &[0]), Err(Errno::EINVAL));
+        assert_eq!(p.call(sys_epoll_create1, &[1]), Err(Errno::EINVAL));
+        let (r, _w) = pipe(&mut p, 0);
+        assert_eq!(
+            ctl(&mut p, ep, EPOLL_CTL_MOD, r, POLLIN, 0),
+            Err(Errno::ENOENT)
+        );
+        assert_eq!(ctl(&mut p, ep, EPOLL_CTL_DEL, r, 0, 0), Err(Errno::ENOENT));
+        ctl(&mut p, ep, EPOLL_CTL_ADD, r, POLLIN, 0).unwrap();
+        assert_eq!(
+            ctl(&mut p, ep, EPOLL_CTL_ADD, r, POLLIN, 0),
+            Err(Errno::EEXIST)
+        );
+        assert_eq!(ctl(&mut p, ep, 9, r, POLLIN, 0), Err(Errno::EINVAL));
+        assert_eq!(
+            ctl(&mut p, ep, EPOLL_CTL_ADD, ep, POLLIN, 0),
+            Err(Errno::EINVAL)
+        );
+        assert_eq!(
+            ctl(&mut p, r, EPOLL_CTL_ADD, r, POLLIN, 0),
+            Err(Errno::EINVAL)
+        );
+        assert_eq!(
+            ctl(&mut p, ep, EPOLL_CTL_ADD, 77, POLLIN, 0),
+            Err(Errno::EBADF)
+        );
+        assert_eq!(
+            ctl(&mut p, 77, EPOLL_CTL_ADD, r, POLLIN, 0),
+            Err(Errno::EBADF)
+        );
+        let file = p.open("/etc/hostname", O_RDONLY, 0).unwrap();
+        assert_eq!(
+            ctl(&mut p, ep, EPOLL_CTL_ADD, file, POLLIN, 0),
+            Err(Errno::EPERM)
+        );
+        let e = p.bytes(&[0; 16]);
+        assert_eq!(
+            p.call(sys_epoll_ctl, &[ep, EPOLL_CTL_ADD, r, BAD]),
+            Err(Errno::EFAULT)
+        );
+        let _ = e;
+        // EPOLLEXCLUSIVE: ADD only, with in/out/err/hup/et bits only.
+        let (r2, _w2) = pipe(&mut p, 0);
+        assert_eq!(
+            ctl(
+                &mut p,
+                ep,
+                EPOLL_CTL_ADD,
+                r2,
+                POLLIN | POLLPRI | EPOLLEXCLUSIVE,
+                0
+            ),
+            Err(Errno::EINVAL)
+        );
+        ctl(&mut p, ep, EPOLL_CTL_ADD, r2, POLLIN | EPOLLEXCLUSIVE, 0).unwrap();
+        assert_eq!(
+            ctl(&mut p, ep, EPOLL_CTL_MOD, r2, POLLIN, 0),
+            Err(Errno::EINVAL)
+        );
+        // Nesting: a cycle is ELOOP.
+        let ep2 = p.call(sys_epoll_create1, &[0]).unwrap();
+        ctl(&mut p, ep2, EPOLL_CTL_ADD, ep, POLLIN, 0).unwrap();
+        assert_eq!(
+            ctl(&mut p, ep, EPOLL_CTL_ADD, ep2, POLLIN, 0),
+            Err(Errno::ELOOP)
+        );
+        // epoll_wait arguments.
+        let out = p.alloc(64);
+        assert_eq!(p.call(sys_epoll_wait, &[ep, out, 0, 0]), Err(Errno::EINVAL));
+        assert_eq!(p.call(sys_epoll_wait, &[r, out, 1, 0]), Err(Errno::EINVAL));
+        assert_eq!(p.call(sys_epoll_wait, &[77, out, 1, 0]), Err(Errno::EBADF));
+    }
+
+    #[test]
+    fn closing_the_last_descriptor_removes_the_entry() {
+        let mut p = fake();
+        let ep = p.call(sys_epoll_create1, &[0]).unwrap();
+        let (r, w) = pipe(&mut p, 0);
+        p.write_str(w, b"x").unwrap();
+        let dup = p.call(sys_dup, &[r]).unwrap();
+        ctl(&mut p, ep, EPOLL_CTL_ADD, r, POLLIN, 5).unwrap();
+        p.call(sys_close, &[r]).unwrap();
+        // The open file lives on through `dup`: still reported, under the
+        // data it was added with.
+        assert_eq!(wait(&mut p, ep, 4, 0), [(POLLIN, 5)]);
+        p.call(sys_close, &[dup]).unwrap();
+        assert!(wait(&mut p, ep, 4, 0).is_empty());
+        // The descriptor number is free for a new entry.
+        let (r2, _w2) = pipe(&mut p, 0);
+        assert_eq!(r2, r);
+        ctl(&mut p, ep, EPOLL_CTL_ADD, r2, POLLOUT, 6).unwrap();
+        let epf = p.files.get(ep).unwrap();
+        let inner = epf.inode().as_any().downcast_ref::<Epoll>().unwrap();
+        assert_eq!(inner.len(), 1);
+    }
+
+    #[test]
+    fn an_epoll_is_pollable_and_a_thread_wakes_its_waiter() {
+        let mut p = fake();
+        let ep = p.call(sys_epoll_create1, &[0]).unwrap();
+        let (r, w) = pipe(&mut p, 0);
+        ctl(&mut p, ep, EPOLL_CTL_ADD, r, POLLIN | EPOLLET, 9).unwrap();
+        let a = pollfds(&mut p, &[(ep as i32, POLLIN)]);
+        assert_eq!(p.call(sys_poll, &[a, 1, 0]), Ok(0));
+        let wf = p.files.get(w).unwrap();
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            wf.write(b"x").unwrap();
+        });
+        assert_eq!(wait(&mut p, ep, 4, -1), [(POLLIN, 9)]);
+        t.join().unwrap();
+        p.write_str(w, b"y").unwrap();
+        assert_eq!(p.call(sys_poll, &[a, 1, 0]), Ok(1));
+        assert_eq!(revents(&p, a, 1), [POLLIN]);
+        // An epoll inside an epoll.
+        let outer = p.call(sys_epoll_create1, &[0]).unwrap();
+        ctl(&mut p, outer, EPOLL_CTL_ADD, ep, POLLIN, 42).unwrap();
+        assert_eq!(wait(&mut p, outer, 4, 0), [(POLLIN, 42)]);
+    }
+
+    #[test]
+    fn eventfd_calls() {
+        let mut p = fake();
+        assert_eq!(p.call(sys_eventfd2, &[0, 0x10]), Err(Errno::EINVAL));
+        let e = p
+            .call(sys_eventfd2, &[3, (EFD_SEMAPHORE | EFD_NONBLOCK) as usize])
+            .unwrap();
+        assert_eq!(p.files.get(e).unwrap().path(), "anon_inode:[eventfd]");
+        for _ in 0..3 {
+            assert_eq!(p.read_n(e, 8).unwrap(), 1u64.to_ne_bytes());
+        }
+        assert_eq!(p.read_n(e, 8), Err(Errno::EAGAIN));
+        assert_eq!(p.read_n(e, 4), Err(Errno::EINVAL));
+        assert_eq!(p.write_str(e, &5u64.to_ne_bytes()), Ok(8));
+        assert_eq!(p.write_str(e, &[1, 2]), Err(Errno::EINVAL));
+        let e2 = p.call(sys_eventfd, &[0]).unwrap();
+        p.write_str(e2, &2u64.to_ne_bytes()).unwrap();
+        p.write_str(e2, &3u64.to_ne_bytes()).unwrap();
+        assert_eq!(p.read_n(e2, 8).unwrap(), 5u64.to_ne_bytes());
+        let ep = p.call(sys_epoll_create1, &[0]).unwrap();
+        ctl(&mut p, ep, EPOLL_CTL_ADD, e2, POLLIN | POLLOUT | EPOLLET, 1).unwrap();
+        assert_eq!(wait(&mut p, ep, 2, 0), [(POLLOUT, 1)]);
+        assert!(wait(&mut p, ep, 2, 0).is_empty());
+        p.write_str(e2, &1u64.to_ne_bytes()).unwrap();
+        assert_eq!(wait(&mut p, ep, 2, 0), [(POLLIN | POLLOUT, 1)]);
+    }
+
+    #[test]
+    fn timerfd_calls() {
+        let mut p = fake();
+        assert_eq!(p.call(sys_timerfd_create, &[5, 0]), Err(Errno::EINVAL));
+        assert_eq!(p.call(sys_timerfd_create, &[1, 1]), Err(Errno::EINVAL));
+        let t = p
+            .call(sys_timerfd_create, &[1, TFD_NONBLOCK as usize])
+            .unwrap();
+        let ms = 1_000_000;
+        let spec = |interval: u64, value: u64| {
+            let mut b = [0u8; 32];
+            b[..16].copy_from_slice(&encode_timespec(interval));
+            b[16..].copy_from_slice(&encode_timespec(value));
+            b
+        };
+        let new = p.bytes(&spec(10 * ms, 10 * ms));
+        let old = p.alloc(32);
+        assert_eq!(p.call(sys_timerfd_settime, &[t, 0, new, old]), Ok(0));
+        assert_eq!(p.get(old, 32), [0; 32]);
+        assert_eq!(
+            p.call(sys_timerfd_settime, &[t, 4, new, 0]),
+            Err(Errno::EINVAL)
+        );
+        let (r, _w) = pipe(&mut p, 0);
+        assert_eq!(
+            p.call(sys_timerfd_settime, &[r, 0, new, 0]),
+            Err(Errno::EINVAL)
+        );
+        assert_eq!(p.read_n(t, 8), Err(Errno::EAGAIN));
+        let cur = p.alloc(32);
+        p.call(sys_timerfd_gettime, &[t, cur]).unwrap();
+        let got = decode_itimerspec(&p.get(cur, 32).try_into().unwrap()).unwrap();
+        assert_eq!(got.interval_ns, 10 * ms);
+        assert!(got.value_ns > 0 && got.value_ns <= 10 * ms);
+        let ep = p.call(sys_epoll_create1, &[0]).unwrap();
+        ctl(&mut p, ep, EPOLL_CTL_ADD, t, POLLIN, 8).unwrap();
+        assert_eq!(wait(&mut p, ep, 1, 1000), [(POLLIN, 8)]);
+        std::thread::sleep(std::time::Duration::from_millis(25));
+        let n = u64::from_ne_bytes(p.read_n(t, 8).unwrap().try_into().unwrap());
+        assert!(n >= 3, "interval expirations counted: {n}");
+        // Disarm.
+        let zero = p.bytes(&[0; 32]);
+        p.call(sys_timerfd_settime, &[t, 0, zero, old]).unwrap();
+        let was = decode_itimerspec(&p.get(old, 32).try_into().unwrap()).unwrap();
+        assert_eq!(was.interval_ns, 10 * ms);
+        assert_eq!(p.read_n(t, 8), Err(Errno::EAGAIN));
+        // Invalid timespec.
+        let bad = p.bytes(&spec(0, 0));
+        p.mem[bad - BASE + 16 + 8] = 0xff;
+        p.mem[bad - BASE + 16 + 15] = 0x7f;
+        assert_eq!(
+            p.call(sys_timerfd_settime, &[t, 0, bad, 0]),
+            Err(Errno::EINVAL)
+        );
+    }
 }
