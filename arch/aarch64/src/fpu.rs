@@ -54,6 +54,29 @@ impl FpState {
     pub fn is_live(&self) -> bool {
         self.live
     }
+
+    /// V0-V31 (zero for a state never used).
+    pub fn vregs(&self) -> &[u128; 32] {
+        &self.v
+    }
+
+    pub fn fpcr(&self) -> u64 {
+        self.fpcr
+    }
+
+    pub fn fpsr(&self) -> u64 {
+        self.fpsr
+    }
+
+    /// Replaces the registers (e.g. from a signal frame) and marks the
+    /// state used, so `restore` loads it. Any FPCR/FPSR value is safe to
+    /// load (reserved bits are ignored by the CPU).
+    pub fn set(&mut self, v: &[u128; 32], fpcr: u64, fpsr: u64) {
+        self.v = *v;
+        self.fpcr = fpcr;
+        self.fpsr = fpsr;
+        self.live = true;
+    }
 }
 
 impl Default for FpState {
@@ -184,7 +207,9 @@ fn set_enabled(on: bool) {
 }
 
 /// Saves the running thread's FP/SIMD registers into `s` if it has used
-/// FP since its `restore` (else `s` is left as it is). IRQs masked.
+/// FP since its `restore` (else `s` is left as it is). IRQs masked. Also
+/// for the kernel's own use on the running thread (signal frames): its
+/// user registers stay live in the CPU while it runs kernel code.
 pub fn save(s: &mut FpState) {
     if enabled() {
         // SAFETY: FP is enabled (checked above); `s` is a valid, 16-byte
@@ -194,8 +219,9 @@ pub fn save(s: &mut FpState) {
     }
 }
 
-/// Makes `s` the CPU's FP/SIMD state for the thread about to run: loads it
-/// if live, else traps FP until the thread's first use. IRQs masked.
+/// Makes `s` the CPU's FP/SIMD state for the thread about to run (or, for
+/// the kernel on the running thread, its user FP state from now on): loads
+/// it if live, else traps FP until the thread's first use. IRQs masked.
 pub fn restore(s: &FpState) {
     if s.live {
         set_enabled(true);

@@ -56,12 +56,28 @@ pub struct UserRegs {
     pub pc: u64,
     /// SPSR_EL1: only NZCV (bits 31:28) survive the return to EL0.
     pub pstate: u64,
+    /// x0 at an `svc` (Linux's `orig_x0`): restarting needs the first
+    /// argument, which the result overwrote.
+    orig_x0: u64,
+    /// `IN_SYSCALL` from an `svc` until the kernel settles its result,
+    /// else 0 (the entry code zeroes it).
+    syscall: u64,
 }
 
-const _: () = assert!(core::mem::size_of::<UserRegs>() == 272);
-const _: () = assert!(core::mem::size_of::<UserRegs>() == core::mem::size_of::<trap::TrapFrame>());
+/// `UserRegs::syscall` while a system call's result is unsettled.
+const IN_SYSCALL: u64 = 1;
+/// Bytes of the `svc #0` instruction.
+const SVC_INSN_LEN: u64 = 4;
+
+// The trap frame (`user_pt_regs`) plus the two words above: the 288 bytes
+// the vectors reserve, so nothing is left for a frame record (the entry
+// ends the kernel's frame-pointer chain with x29 = 0 instead).
+const _: () = assert!(core::mem::size_of::<UserRegs>() == 288);
+const _: () =
+    assert!(core::mem::size_of::<UserRegs>() == core::mem::size_of::<trap::TrapFrame>() + 16);
 const _: () = assert!(core::mem::offset_of!(UserRegs, sp) == 248);
 const _: () = assert!(core::mem::offset_of!(UserRegs, pc) == 256);
+const _: () = assert!(core::mem::offset_of!(UserRegs, orig_x0) == 272);
 
 /// SPSR bits taken from `UserRegs::pstate` on return: N, Z, C, V. The rest
 /// (M = EL0t, DAIF = 0, no single-step, no illegal state) is fixed.
@@ -76,6 +92,8 @@ impl UserRegs {
             sp: sp as u64,
             pc: pc as u64,
             pstate: 0,
+            orig_x0: 0,
+            syscall: 0,
         }
     }
     pub fn pc(&self) -> usize {
@@ -101,6 +119,31 @@ impl UserRegs {
     /// The return value register (x0).
     pub fn set_ret(&mut self, v: usize) {
         self.x[0] = v as u64;
+    }
+    /// The return value register (x0).
+    pub fn ret(&self) -> usize {
+        self.x[0] as usize
+    }
+    /// True on the way back from an `svc` whose result (x0) the kernel
+    /// has not settled yet: [`restart_syscall`](Self::restart_syscall) or
+    /// [`forget_syscall`](Self::forget_syscall) end it.
+    pub fn in_syscall(&self) -> bool {
+        self.syscall == IN_SYSCALL
+    }
+    /// Makes the return re-execute the `svc` (4 bytes back) with the
+    /// original x0; x1..x5 and x8 were never changed. No-op unless
+    /// [`in_syscall`](Self::in_syscall).
+    pub fn restart_syscall(&mut self) {
+        if self.in_syscall() {
+            self.x[0] = self.orig_x0;
+            self.pc = self.pc.wrapping_sub(SVC_INSN_LEN);
+            self.syscall = 0;
+        }
+    }
+    /// The system call's result is final (or the registers were replaced,
+    /// e.g. by `rt_sigreturn`).
+    pub fn forget_syscall(&mut self) {
+        self.syscall = 0;
     }
     /// Function-call argument register `i` (x0..x5); other `i` are ignored.
     pub fn set_arg(&mut self, i: usize, v: usize) {
@@ -155,8 +198,8 @@ __user_entry:
     mrs     x3, elr_el1
     mrs     x4, spsr_el1
     stp     x3, x4, [sp, #256]
-    stp     xzr, xzr, [sp, #272]    // frame record: the kernel chain ends here
-    add     x29, sp, #272
+    stp     xzr, xzr, [sp, #272]    // orig_x0, syscall (set by dispatch)
+    mov     x29, xzr                // the kernel's frame chain ends here
     mov     x0, sp
     bl      {dispatch}              // returns with IRQs masked
 
@@ -221,6 +264,8 @@ extern "C" fn user_dispatch(regs: &mut UserRegs, vector: u64) {
                     return;
                 }
                 EC_SVC64 => {
+                    regs.orig_x0 = regs.x[0];
+                    regs.syscall = IN_SYSCALL;
                     let h = hooks_or_die(regs, "svc");
                     cpu::enable_interrupts();
                     (h.syscall)(regs);
@@ -278,21 +323,20 @@ pub fn enter(regs: &UserRegs) -> ! {
     hooks_or_die(regs, "enter before set_hooks");
     let mut frame = regs.clone();
     frame.pstate &= PSTATE_USER_MASK;
+    frame.forget_syscall();
     cpu::disable_interrupts();
-    // SAFETY: builds the 288-byte exit frame (the 272-byte `UserRegs` plus
-    // an empty frame record) below the current SP, which is 16-byte aligned
-    // and on this thread's kernel stack, then `eret`s to EL0 through
-    // `__user_exit`, which pops exactly that frame. `frame` lives in this
-    // function's frame above the new one and is only read. IRQs are masked
-    // until the `eret`.
+    // SAFETY: builds the 288-byte exit frame (a `UserRegs`) below the
+    // current SP, which is 16-byte aligned and on this thread's kernel
+    // stack, then `eret`s to EL0 through `__user_exit`, which pops exactly
+    // that frame. `frame` lives in this function's frame above the new one
+    // and is only read. IRQs are masked until the `eret`.
     unsafe {
         asm!(
             "sub    sp, sp, #288",
-            ".irp   off, 0, 16, 32, 48, 64, 80, 96, 112, 128, 144, 160, 176, 192, 208, 224, 240, 256",
+            ".irp   off, 0, 16, 32, 48, 64, 80, 96, 112, 128, 144, 160, 176, 192, 208, 224, 240, 256, 272",
             "ldp    x2, x3, [x0, #\\off]",
             "stp    x2, x3, [sp, #\\off]",
             ".endr",
-            "stp    xzr, xzr, [sp, #272]",
             "b      {exit}",
             in("x0") &raw const frame,
             exit = sym __user_exit,

@@ -4,7 +4,7 @@
 //! AVX-512 component the CPU has (and fits [`FpState`]), or FXSAVE/FXRSTOR
 //! when the CPU lacks XSAVE. `init_this_cpu` enables the unit on each CPU.
 
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 /// Bytes of save area: the standard XSAVE layout up to the end of the
 /// AVX-512 components (x87|SSE|AVX|opmask|ZMM_Hi256|Hi16_ZMM = 2688).
@@ -13,6 +13,54 @@ const AREA: usize = 2688;
 const WANTED_XCR0: u64 = 0b1110_0111;
 
 static USE_XSAVE: AtomicBool = AtomicBool::new(false);
+/// XCR0 as set (0 without XSAVE).
+static XCR0: AtomicU64 = AtomicU64::new(0);
+/// Bytes of the standard-format XSAVE image for `XCR0` (CPUID.0xD.0:EBX),
+/// or 512 (FXSAVE).
+static IMAGE_SIZE: AtomicU32 = AtomicU32::new(FXSAVE_SIZE as u32);
+/// MXCSR bits the CPU accepts (FXSAVE's MXCSR_MASK, 0xffbf if it says 0).
+static MXCSR_MASK: AtomicU32 = AtomicU32::new(0xffbf);
+
+/// Bytes of the legacy (FXSAVE) region.
+const FXSAVE_SIZE: usize = 512;
+/// Offset of MXCSR and of MXCSR_MASK in the legacy region.
+const MXCSR: usize = 24;
+const MXCSR_MASK_AT: usize = 28;
+/// The XSAVE header: XSTATE_BV, XCOMP_BV, then 48 reserved bytes.
+const XSAVE_HEADER: usize = 512;
+const XSAVE_HEADER_SIZE: usize = 64;
+
+/// How the FP/SIMD state is laid out as a memory image (what a signal
+/// frame carries): `xsave` = the standard (non-compacted) XSAVE format of
+/// `size` bytes for the `features` of XCR0; else the 512-byte FXSAVE image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Layout {
+    pub xsave: bool,
+    pub size: usize,
+    pub features: u64,
+}
+
+/// The image layout this CPU uses (fixed once `init_this_cpu` ran).
+pub fn layout() -> Layout {
+    let xsave = USE_XSAVE.load(Ordering::Relaxed);
+    Layout {
+        xsave,
+        size: IMAGE_SIZE.load(Ordering::Relaxed) as usize,
+        features: XCR0.load(Ordering::Relaxed),
+    }
+}
+
+/// Why [`FpState::set_image`] refused an image: loading it would fault.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BadImage {
+    /// Not exactly `layout().size` bytes.
+    Size,
+    /// MXCSR has bits the CPU reserves.
+    Mxcsr,
+    /// XSAVE header: a component outside XCR0, a compacted format, or a
+    /// non-zero reserved byte.
+    Header,
+}
 
 /// One thread's FP/SIMD registers (an XSAVE or FXSAVE area).
 #[repr(C, align(64))]
@@ -28,6 +76,37 @@ impl Default for FpState {
         area[0..2].copy_from_slice(&0x037fu16.to_le_bytes()); // FCW
         area[24..28].copy_from_slice(&0x1f80u32.to_le_bytes()); // MXCSR
         FpState { area }
+    }
+}
+
+impl FpState {
+    /// The image (`layout().size` bytes), as `save` left it.
+    pub fn image(&self) -> &[u8] {
+        &self.area[..layout().size]
+    }
+
+    /// Replaces the state with `img` (`layout().size` bytes) after the
+    /// checks that make `restore` of it safe: MXCSR within MXCSR_MASK and,
+    /// with XSAVE, a standard-format header whose XSTATE_BV is within XCR0
+    /// and whose reserved bytes are zero. On error `self` is unchanged.
+    pub fn set_image(&mut self, img: &[u8]) -> Result<(), BadImage> {
+        let l = layout();
+        if img.len() != l.size {
+            return Err(BadImage::Size);
+        }
+        let word = |at: usize| u32::from_le_bytes([img[at], img[at + 1], img[at + 2], img[at + 3]]);
+        if word(MXCSR) & !MXCSR_MASK.load(Ordering::Relaxed) != 0 {
+            return Err(BadImage::Mxcsr);
+        }
+        if l.xsave {
+            let h = &img[XSAVE_HEADER..XSAVE_HEADER + XSAVE_HEADER_SIZE];
+            let bv = u64::from_le_bytes(h[0..8].try_into().unwrap_or([0xff; 8]));
+            if bv & !l.features != 0 || h[8..].iter().any(|&b| b != 0) {
+                return Err(BadImage::Header);
+            }
+        }
+        self.area[..l.size].copy_from_slice(img);
+        Ok(())
     }
 }
 
@@ -68,14 +147,34 @@ pub(crate) fn init_this_cpu() {
         unsafe { set_xcr0(xcr0 | 0b11) };
         // CPUID.0xD.0:EBX is the area size for the XCR0 just set.
         let need = crate::cpuid(0xd, 0).ebx as usize;
+        let mut set = xcr0 | 0b11;
         if need > AREA {
+            set = (xcr0 & 0b111) | 0b11;
             // SAFETY: as above, a smaller subset (x87 | SSE | AVX if present).
-            unsafe { set_xcr0((xcr0 & 0b111) | 0b11) };
+            unsafe { set_xcr0(set) };
         }
+        XCR0.store(set, Ordering::Relaxed);
+        IMAGE_SIZE.store(crate::cpuid(0xd, 0).ebx, Ordering::Relaxed);
         USE_XSAVE.store(true, Ordering::Relaxed);
     }
     // SAFETY: resets x87 state; no FP state of any thread is live here.
     unsafe { core::arch::asm!("fninit", options(nomem, nostack)) };
+    // The MXCSR bits this CPU accepts, from an FXSAVE image.
+    #[repr(C, align(16))]
+    struct Legacy([u8; FXSAVE_SIZE]);
+    let mut probe = Legacy([0; FXSAVE_SIZE]);
+    // SAFETY: 512 bytes, 16-byte aligned, as FXSAVE requires.
+    unsafe { core::arch::asm!("fxsave64 [{0}]", in(reg) probe.0.as_mut_ptr(), options(nostack)) };
+    let a = &probe.0;
+    let mask = u32::from_le_bytes([
+        a[MXCSR_MASK_AT],
+        a[MXCSR_MASK_AT + 1],
+        a[MXCSR_MASK_AT + 2],
+        a[MXCSR_MASK_AT + 3],
+    ]);
+    if mask != 0 {
+        MXCSR_MASK.store(mask, Ordering::Relaxed);
+    }
 }
 
 unsafe fn set_xcr0(v: u64) {
@@ -86,7 +185,10 @@ unsafe fn set_xcr0(v: u64) {
     };
 }
 
-/// Saves this CPU's FP/SIMD registers into `s`.
+/// Saves this CPU's FP/SIMD registers into `s`. Also for the kernel's
+/// own use on the running thread (signal frames): its user registers are
+/// live in the CPU while it runs kernel code (soft-float), and a switch in
+/// between saves and restores the same values.
 pub fn save(s: &mut FpState) {
     let p = s.area.as_mut_ptr();
     if USE_XSAVE.load(Ordering::Relaxed) {
@@ -102,7 +204,8 @@ pub fn save(s: &mut FpState) {
     }
 }
 
-/// Loads this CPU's FP/SIMD registers from `s`.
+/// Loads this CPU's FP/SIMD registers from `s` (on the running thread:
+/// its user FP state from now on, e.g. after `rt_sigreturn`).
 pub fn restore(s: &FpState) {
     let p = s.area.as_ptr();
     if USE_XSAVE.load(Ordering::Relaxed) {

@@ -25,6 +25,10 @@ pub const USER_END: usize = 1 << 47;
 
 /// The "vector" a `syscall` entry records in [`UserRegs`].
 const SYSCALL_VECTOR: u64 = 0x100;
+/// The "vector" after [`UserRegs::forget_syscall`]: no entry kind at all.
+const NO_VECTOR: u64 = u64::MAX;
+/// Bytes of the `syscall` instruction (0f 05).
+const SYSCALL_INSN_LEN: u64 = 2;
 
 /// RFLAGS bits user code may set: CF PF AF ZF SF TF DF OF AC ID (and the
 /// always-one bit 1). IOPL, NT, RF, VM and VIF/VIP are never returned.
@@ -63,8 +67,10 @@ pub struct UserRegs {
     pub rcx: u64,
     pub rbx: u64,
     pub rax: u64,
-    /// Exception/interrupt vector, or `SYSCALL_VECTOR`.
+    /// Exception/interrupt vector, or `SYSCALL_VECTOR` (`NO_VECTOR` once
+    /// the kernel is done with a system call's result).
     pub vector: u64,
+    /// Error code; for `syscall` the original RAX (Linux's `orig_ax`).
     pub error: u64,
     pub rip: u64,
     pub cs: u64,
@@ -120,6 +126,34 @@ impl UserRegs {
     /// RAX.
     pub fn set_ret(&mut self, v: usize) {
         self.rax = v as u64;
+    }
+    /// RAX.
+    pub fn ret(&self) -> usize {
+        self.rax as usize
+    }
+    /// True on the way back from a `syscall` whose result (RAX) the
+    /// kernel has not settled yet: [`restart_syscall`](Self::restart_syscall)
+    /// or [`forget_syscall`](Self::forget_syscall) end it.
+    pub fn in_syscall(&self) -> bool {
+        self.vector == SYSCALL_VECTOR
+    }
+    /// Makes the return re-execute the `syscall` instruction (2 bytes
+    /// back) with the original number in RAX; the argument registers were
+    /// never changed. No-op unless [`in_syscall`](Self::in_syscall).
+    pub fn restart_syscall(&mut self) {
+        if self.in_syscall() {
+            self.rax = self.error;
+            self.rip = self.rip.wrapping_sub(SYSCALL_INSN_LEN);
+            self.vector = NO_VECTOR;
+        }
+    }
+    /// The system call's result is final (or the registers were replaced,
+    /// e.g. by `rt_sigreturn`): [`in_syscall`](Self::in_syscall) is false
+    /// from now on.
+    pub fn forget_syscall(&mut self) {
+        if self.in_syscall() {
+            self.vector = NO_VECTOR;
+        }
     }
     /// Argument `i` of a SysV function call: RDI RSI RDX RCX R8 R9.
     /// Out-of-range `i` is ignored.
@@ -246,7 +280,7 @@ skiff_x86_syscall_entry:
     push %r11
     pushq ${user_cs}
     push %rcx
-    pushq $0
+    push %rax               /* `error`: the original RAX (syscall number) */
     pushq ${sysvec}
     push %rax
     push %rbx

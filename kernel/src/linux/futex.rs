@@ -8,6 +8,11 @@
 //! (`Ctx::futex_*`); on the target those run [`Futexes`] (below, a sleeping
 //! lock around `Queues` plus one wakeup flag per waiter).
 //!
+//! Waits are interruptible (`sync::wait_any`): a signal for the waiting
+//! thread ends them with `ERESTARTSYS` (no timeout: restarted under
+//! `SA_RESTART`) or `ERESTARTNOHAND` (timed: EINTR when a handler runs),
+//! which the signal code turns into a restart or EINTR.
+//!
 //! Lost wakeups: a waiter reads the futex word and enqueues itself under
 //! the table lock, and every wake or requeue takes the same lock, so a
 //! waker that changed the word and then woke either finds the waiter
@@ -221,7 +226,7 @@ pub fn sys_futex(ctx: &mut Cx, a: &Args) -> KResult<usize> {
 pub mod table {
     use super::{Deadline, Queues};
     use crate::errno::{Errno, KResult};
-    use crate::sync::{Mutex, WaitQueue};
+    use crate::sync::{wait_any, Mutex, WaitQueue, Wake};
     use alloc::sync::Arc;
     use core::sync::atomic::{AtomicBool, Ordering};
 
@@ -276,22 +281,19 @@ pub mod table {
                 q.push(addr, bitset, me.clone())
             };
             let woken = || me.woken.load(Ordering::Acquire);
-            match deadline {
-                None => {
-                    me.wq.wait_until(woken);
-                    Ok(0)
-                }
-                Some(d) => {
-                    if !me.wq.wait_until_deadline(d, woken) {
-                        return Ok(0);
-                    }
-                    // Timed out, unless a wake took us off meanwhile.
-                    if self.q.lock().remove(id) {
-                        Err(Errno::ETIMEDOUT)
-                    } else {
-                        Ok(0)
-                    }
-                }
+            let why = match wait_any(&[&me.wq], deadline, true, woken) {
+                Wake::Ready => return Ok(0),
+                Wake::TimedOut => Errno::ETIMEDOUT,
+                // Linux: a wait without timeout restarts under SA_RESTART;
+                // a timed one returns EINTR whenever a handler runs.
+                Wake::Interrupted if deadline.is_none() => Errno::ERESTARTSYS,
+                Wake::Interrupted => Errno::ERESTARTNOHAND,
+            };
+            // Gone, unless a wake took us off meanwhile (then it counts).
+            if self.q.lock().remove(id) {
+                Err(why)
+            } else {
+                Ok(0)
             }
         }
 

@@ -8,8 +8,9 @@
 //! (`1970-01-01T00:00:00Z` at boot). The CPU-time clocks report the
 //! process's elapsed time (an upper bound of its CPU time).
 //!
-//! Signals: dispositions and masks are recorded and read back exactly;
-//! nothing is delivered yet (`kill`/`tgkill` are not implemented).
+//! Signals: dispositions and masks are recorded and read back exactly
+//! here; delivery is [`super::signal`]'s. `nanosleep`/`clock_nanosleep`
+//! are interruptible by signals (EINTR with the time left, as Linux).
 
 use super::process::{Task, ThreadState, NSIG, RLIM_NLIMITS};
 use super::{Ctx, Cx};
@@ -96,9 +97,10 @@ pub fn sys_get_robust_list(ctx: &mut Cx, a: &Args) -> KResult<usize> {
     if a[0] != 0 && a[0] != t.tid() as usize {
         return Err(Errno::ESRCH);
     }
-    let (head, len) = t.robust_list();
+    let (head, _) = t.robust_list();
     put_u64s(ctx, a[1], &[head as u64])?;
-    put_u64s(ctx, a[2], &[len as u64])?;
+    // Linux always reports sizeof(struct robust_list_head).
+    put_u64s(ctx, a[2], &[ROBUST_LIST_HEAD_LEN as u64])?;
     Ok(0)
 }
 
@@ -349,8 +351,26 @@ pub fn sys_time(ctx: &mut Cx, a: &Args) -> KResult<usize> {
 pub fn sys_nanosleep(ctx: &mut Cx, a: &Args) -> KResult<usize> {
     let ns = read_timespec(ctx, a[0])?;
     let s = task(ctx)?.services();
-    s.sleep_until(s.monotonic_ns().saturating_add(ns));
-    Ok(0)
+    sleep(ctx, s.monotonic_ns().saturating_add(ns), a[1])
+}
+
+/// Sleeps until `deadline` (monotonic ns), interruptibly: a signal ends
+/// it with `ERESTARTNOHAND` (EINTR once a handler runs, as Linux's
+/// restart-block calls), after writing the time left to `rem` if not 0.
+/// A restart without a handler (the signal ended up ignored) sleeps the
+/// whole request again: Linux would sleep only the rest.
+fn sleep(ctx: &mut Cx, deadline: u64, rem: usize) -> KResult<usize> {
+    let left = {
+        let t = task(ctx)?;
+        if super::signal::sleep_until(t, deadline) {
+            return Ok(0);
+        }
+        deadline.saturating_sub(t.services().monotonic_ns())
+    };
+    if rem != 0 {
+        put_u64s(ctx, rem, &[left / NS, left % NS])?;
+    }
+    Err(Errno::ERESTARTNOHAND)
 }
 
 const TIMER_ABSTIME: usize = 1;
@@ -364,13 +384,11 @@ pub fn sys_clock_nanosleep(ctx: &mut Cx, a: &Args) -> KResult<usize> {
     let now = clock_ns(t, id).map_err(|_| Errno::EINVAL)?;
     let ns = read_timespec(ctx, req)?;
     let s = task(ctx)?.services();
-    let wait = if flags & TIMER_ABSTIME != 0 {
-        ns.saturating_sub(now)
-    } else {
-        ns
-    };
-    s.sleep_until(s.monotonic_ns().saturating_add(wait));
-    Ok(0)
+    let abs = flags & TIMER_ABSTIME != 0;
+    let wait = if abs { ns.saturating_sub(now) } else { ns };
+    // Linux writes the remaining time only for relative sleeps.
+    let rem = if abs { 0 } else { a[3] };
+    sleep(ctx, s.monotonic_ns().saturating_add(wait), rem)
 }
 
 // ---- randomness ----
@@ -407,7 +425,7 @@ pub fn sys_getrandom(ctx: &mut Cx, a: &Args) -> KResult<usize> {
     Ok(done)
 }
 
-// ---- signals (bookkeeping only) ----
+// ---- signal dispositions and masks ----
 
 const SIGKILL: usize = 9;
 const SIGSTOP: usize = 19;
@@ -488,7 +506,7 @@ fn readlink_common(
     if len as isize <= 0 {
         return Err(Errno::EINVAL);
     }
-    let exe = alloc::string::String::from(task(ctx)?.exe());
+    let exe = task(ctx)?.exe();
     let n = exe.len().min(len);
     ctx.copy_out(buf, &exe.as_bytes()[..n])?;
     Ok(n)

@@ -1,32 +1,49 @@
-//! Signal delivery: pending signals per thread, the Linux `rt_sigframe` of
-//! each arch (built on the user stack when a handler runs, read back by
-//! `rt_sigreturn`), default actions, and the calls that send, wait for and
-//! inspect signals (`kill`, `tkill`, `tgkill`, `rt_sigpending`,
+//! Signal delivery: pending signals per thread and per process, the Linux
+//! `rt_sigframe` of each arch with its FP/SIMD state (built on the user
+//! stack when a handler runs, read back and checked by `rt_sigreturn`),
+//! system-call restart, default actions, and the calls that send, wait for
+//! and inspect signals (`kill`, `tkill`, `tgkill`, `rt_sigpending`,
 //! `rt_sigsuspend`, `sigaltstack`, `rt_sigreturn`). Dispositions
 //! (`rt_sigaction`) and the mask (`rt_sigprocmask`) are recorded by
 //! [`super::misc`] in [`Task`] and [`ThreadState`]; this module reads them.
 //!
-//! Delivery happens on the way back to user mode ([`deliver`], from the
-//! return-to-user hook) and for synchronous faults ([`on_fault`]).
-//! `rt_sigreturn` only marks the thread; the restore happens in
-//! [`deliver`], which has the registers (handlers get only arguments).
+//! * **Sending.** `tkill`/`tgkill` reach any thread of the app (registered
+//!   at `clone`); `kill` makes the signal pending on the process, and any
+//!   thread not blocking it takes it, the main thread first, then round
+//!   robin (Linux's `complete_signal`). A signal that would only be
+//!   ignored is dropped at once. The chosen thread's interrupt is raised
+//!   (`sched::interrupt`), which ends an interruptible wait
+//!   (`sync::wait_any(.., true, ..)`): futex waits, sleeps,
+//!   `rt_sigsuspend`, pipe and poll waits answer `ERESTARTSYS` /
+//!   `ERESTARTNOHAND`.
+//! * **Delivery** happens on the way back to user mode ([`deliver_to`],
+//!   from the return-to-user hook) and for synchronous faults
+//!   ([`on_fault_to`]). First the interrupted call's result is settled
+//!   ([`restart_decision`]: restart with the original arguments or
+//!   EINTR), then a frame is built or the app ends (128 + signal). The
+//!   interrupt stays raised only while a deliverable signal is left.
+//!   `rt_sigreturn` only marks the thread; the restore happens in
+//!   [`deliver_to`], which has the registers (handlers get only
+//!   arguments).
 //!
 //! The frame builder works on arch-neutral register words in the order of
-//! each arch's Linux `sigcontext`, so the layouts are host-tested; the
-//! target glue at the end converts `arch::user::UserRegs` to and from them.
+//! each arch's Linux `sigcontext` and on the FP state in the arch's format
+//! ([`FpFrame`]), so the layouts are host-tested; the target glue
+//! (`signal/target.rs`) converts `arch::user::UserRegs` and `arch::fpu`
+//! state to and from them.
 //!
-//! Not done yet: FP/SIMD state is not saved in the frame (x86_64
-//! `fpstate` is 0; aarch64 has no `fpsimd_context` record, only the
-//! terminating null record), so a handler that returns to interrupted FP
-//! code must not clobber live FP registers; stop signals are ignored; a
-//! blocking call is not interrupted by a signal (no `EINTR`/`SA_RESTART`
-//! handling outside `rt_sigsuspend`).
+//! Not done: stop signals are ignored (nothing could continue the one
+//! app), no queued real-time signals (one pending instance per signal),
+//! no `SA_RESTART` for restart-block calls (nanosleep, timed futex waits
+//! restart with their whole original timeout when no handler runs), no
+//! SVE/SME state.
 
 use super::process::{SigAction, Task, ThreadState, NSIG};
 use super::{Ctx, Cx};
 use crate::errno::{Errno, KResult};
 use crate::syscall::{Arch, Args};
 use alloc::collections::BTreeMap;
+use alloc::sync::Arc;
 use alloc::vec;
 use alloc::vec::Vec;
 
@@ -132,12 +149,13 @@ pub enum DefaultAction {
     Ignore,
 }
 
-/// Linux's default for `sig`. Stop signals are ignored (nothing could
+/// Linux's default for `sig`; core-dump signals terminate (no core
+/// files). Stop signals, `SIGSTOP` included, are ignored (nothing could
 /// continue the one app) and `SIGCONT` has nothing to continue.
 pub fn default_action(sig: usize) -> DefaultAction {
     match sig {
         SIGCHLD | SIGCONT | SIGURG | SIGWINCH => DefaultAction::Ignore,
-        SIGTSTP | SIGTTIN | SIGTTOU => DefaultAction::Ignore,
+        SIGSTOP | SIGTSTP | SIGTTIN | SIGTTOU => DefaultAction::Ignore,
         _ => DefaultAction::Terminate,
     }
 }
@@ -221,6 +239,17 @@ pub struct Info {
     pub addr: u64,
 }
 
+impl Info {
+    /// No signal (a `const` default for the tables).
+    pub const EMPTY: Info = Info {
+        signo: 0,
+        code: 0,
+        pid: 0,
+        uid: 0,
+        addr: 0,
+    };
+}
+
 /// Bytes of `siginfo_t` on both arches.
 pub const SIGINFO_SIZE: usize = 128;
 
@@ -300,6 +329,12 @@ pub mod x86 {
     //! `struct rt_sigframe` of x86_64 Linux (arch/x86/include/asm/sigframe.h).
     pub const PRETCODE: usize = 0;
     pub const UC: usize = 8;
+    /// `uc_flags`: UC_FP_XSTATE (the fpstate is XSAVE with the magic
+    /// trailer), UC_SIGCONTEXT_SS, UC_STRICT_RESTORE_SS.
+    pub const UC_FLAGS: usize = UC;
+    pub const UC_FP_XSTATE: u64 = 1;
+    pub const UC_SIGCONTEXT_SS: u64 = 2;
+    pub const UC_STRICT_RESTORE_SS: u64 = 4;
     pub const UC_STACK: usize = UC + 16;
     pub const UC_MCONTEXT: usize = UC + 40;
     /// `sigcontext` words after the 18 registers.
@@ -320,6 +355,120 @@ pub mod x86 {
     pub const HANDLER_CLEARS: u64 = 0x100 | 0x400 | 0x1_0000;
 }
 
+pub mod fpx {
+    //! The x86_64 signal frame's FP area (`uc_mcontext.fpstate`): an
+    //! FXSAVE image, or with XSAVE the standard-format XSAVE image whose
+    //! legacy `sw_reserved` bytes hold `struct _fpx_sw_bytes` and which is
+    //! followed by `FP_XSTATE_MAGIC2` (arch/x86/kernel/fpu/signal.c).
+    pub const MAGIC1: u32 = 0x4650_5853;
+    pub const MAGIC2: u32 = 0x4650_5845;
+    pub const MAGIC2_SIZE: usize = 4;
+    /// `fxregs_state.sw_reserved`: magic1, extended_size, xfeatures,
+    /// xstate_size, 7 words of padding.
+    pub const SW_BYTES: usize = 464;
+    pub const LEGACY_SIZE: usize = 512;
+    /// XSTATE_BV in the XSAVE header right after the legacy region.
+    pub const XSTATE_BV: usize = 512;
+    pub const HEADER_SIZE: usize = 64;
+    /// x87 | SSE: always set in a frame's XSTATE_BV (as Linux does).
+    pub const FP_SSE: u64 = 3;
+    /// The FP area is 64-byte aligned on the stack.
+    pub const ALIGN: u64 = 64;
+}
+
+/// The FP/SIMD state of the interrupted code, in the arch's format.
+#[derive(Debug, Clone, Copy)]
+pub enum FpFrame<'a> {
+    /// x86_64: the CPU's save image (`xsave`: standard XSAVE format for
+    /// XCR0 = `features`; else FXSAVE, 512 bytes).
+    X86 {
+        image: &'a [u8],
+        xsave: bool,
+        features: u64,
+    },
+    /// aarch64: V0-V31, FPCR, FPSR, and for faults the ESR to report.
+    A64 {
+        v: &'a [u128; 32],
+        fpcr: u64,
+        fpsr: u64,
+        esr: Option<u64>,
+    },
+}
+
+/// The x86_64 frame's FP area for `image` (see [`fpx`]).
+pub fn x86_fp_area(image: &[u8], xsave: bool, features: u64) -> Vec<u8> {
+    let mut b = image.to_vec();
+    if b.len() < fpx::LEGACY_SIZE {
+        b.resize(fpx::LEGACY_SIZE, 0);
+    }
+    b[fpx::SW_BYTES..fpx::LEGACY_SIZE].fill(0);
+    if !xsave {
+        return b;
+    }
+    let size = b.len();
+    let w32 = |b: &mut Vec<u8>, at: usize, v: u32| b[at..at + 4].copy_from_slice(&v.to_le_bytes());
+    w32(&mut b, fpx::SW_BYTES, fpx::MAGIC1);
+    w32(&mut b, fpx::SW_BYTES + 4, (size + fpx::MAGIC2_SIZE) as u32);
+    b[fpx::SW_BYTES + 8..fpx::SW_BYTES + 16].copy_from_slice(&features.to_le_bytes());
+    w32(&mut b, fpx::SW_BYTES + 16, size as u32);
+    if size >= fpx::XSTATE_BV + 8 {
+        let bv = get(&b, fpx::XSTATE_BV) | fpx::FP_SSE;
+        put(&mut b, fpx::XSTATE_BV, bv);
+    }
+    b.extend_from_slice(&fpx::MAGIC2.to_le_bytes());
+    b
+}
+
+/// How `rt_sigreturn` reads an x86_64 FP area, from its legacy region
+/// (Linux's `check_xstate_in_sigframe`): `Some(n)` = an XSAVE image of
+/// `n` bytes whose MAGIC2 trailer must be checked at `n`; `None` = the
+/// legacy region alone ("fx only": bad or missing software bytes).
+pub fn x86_fp_extent(legacy: &[u8], xsave: bool, size: usize) -> Option<usize> {
+    if !xsave || legacy.len() < fpx::LEGACY_SIZE {
+        return None;
+    }
+    let w32 = |at: usize| {
+        u32::from_le_bytes([legacy[at], legacy[at + 1], legacy[at + 2], legacy[at + 3]])
+    };
+    let (magic1, extended, xstate) = (
+        w32(fpx::SW_BYTES),
+        w32(fpx::SW_BYTES + 4) as usize,
+        w32(fpx::SW_BYTES + 16) as usize,
+    );
+    let min = fpx::LEGACY_SIZE + fpx::HEADER_SIZE;
+    (magic1 == fpx::MAGIC1 && xstate >= min && xstate <= size && xstate <= extended)
+        .then_some(xstate)
+}
+
+/// The CPU image (`size` bytes) `rt_sigreturn` loads from the user's FP
+/// area `user` (as many bytes as [`x86_fp_extent`] said, plus the
+/// trailer). Components the frame's `xfeatures` leave out, and everything
+/// but x87/SSE in "fx only" mode, go back to their initial state. The arch
+/// still checks MXCSR and the header before loading.
+pub fn x86_fp_image(user: &[u8], xsave: bool, size: usize) -> Vec<u8> {
+    let mut img = vec![0u8; size.max(fpx::LEGACY_SIZE)];
+    let n = user.len().min(fpx::LEGACY_SIZE);
+    img[..n].copy_from_slice(&user[..n]);
+    if !xsave {
+        img.truncate(fpx::LEGACY_SIZE);
+        return img;
+    }
+    let full = x86_fp_extent(user, xsave, size).filter(|&x| {
+        user.len() >= x + fpx::MAGIC2_SIZE
+            && u32::from_le_bytes([user[x], user[x + 1], user[x + 2], user[x + 3]]) == fpx::MAGIC2
+    });
+    match full {
+        Some(x) => {
+            img[..x].copy_from_slice(&user[..x]);
+            let features = get(user, fpx::SW_BYTES + 8);
+            let bv = get(&img, fpx::XSTATE_BV) & features;
+            put(&mut img, fpx::XSTATE_BV, bv);
+        }
+        None => put(&mut img, fpx::XSTATE_BV, fpx::FP_SSE),
+    }
+    img
+}
+
 pub mod a64 {
     //! `struct rt_sigframe` of arm64 Linux (arch/arm64/kernel/signal.c,
     //! uapi asm/sigcontext.h): siginfo, then the ucontext whose
@@ -337,6 +486,103 @@ pub mod a64 {
     pub const UCONTEXT_SIZE: usize = 176 + 288 + RESERVED_SIZE;
     pub const RECORD: usize = UC + UCONTEXT_SIZE;
     pub const SIZE: usize = RECORD + 16;
+    /// `struct fpsimd_context`: header {magic, size}, fpsr, fpcr, then
+    /// `__uint128_t vregs[32]` at 16; 528 bytes.
+    pub const FPSIMD_MAGIC: u32 = 0x4650_8001;
+    pub const FPSIMD_SIZE: usize = 528;
+    pub const FPSIMD_FPSR: usize = 8;
+    pub const FPSIMD_FPCR: usize = 12;
+    pub const FPSIMD_VREGS: usize = 16;
+    /// `struct esr_context`: header, then the ESR; 16 bytes.
+    pub const ESR_MAGIC: u32 = 0x4553_5201;
+    pub const ESR_SIZE: usize = 16;
+}
+
+/// Why `rt_sigreturn` refused a frame (the thread gets SIGSEGV).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BadFrame {
+    /// The frame or its FP area could not be read.
+    Fault,
+    /// A record of `__reserved` is malformed, unknown or missing.
+    Records,
+    /// The FP image would fault if loaded (x86_64 MXCSR or XSAVE header).
+    FpImage,
+}
+
+/// aarch64 FP/SIMD registers from a frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fpsimd {
+    pub v: [u128; 32],
+    pub fpcr: u64,
+    pub fpsr: u64,
+}
+
+fn w32(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+
+/// Walks the records of an aarch64 `__reserved` area as Linux's
+/// `parse_user_sigframe` does: 16-byte aligned headers, sizes within the
+/// area, exactly one `fpsimd_context` of its exact size, `esr_context`
+/// ignored, anything else refused, a null record at the end.
+pub fn a64_parse_reserved(r: &[u8]) -> Result<Fpsimd, BadFrame> {
+    let limit = r.len();
+    let mut off = 0usize;
+    let mut fp = None;
+    loop {
+        if limit - off < 8 || !off.is_multiple_of(16) {
+            return Err(BadFrame::Records);
+        }
+        let (magic, size) = (w32(r, off), w32(r, off + 4) as usize);
+        if limit - off < size {
+            return Err(BadFrame::Records);
+        }
+        match magic {
+            0 if size == 0 => break,
+            a64::FPSIMD_MAGIC if fp.is_none() && size == a64::FPSIMD_SIZE => {
+                let rec = &r[off..off + size];
+                let mut v = [0u128; 32];
+                for (i, reg) in v.iter_mut().enumerate() {
+                    let at = a64::FPSIMD_VREGS + i * 16;
+                    let mut q = [0u8; 16];
+                    q.copy_from_slice(&rec[at..at + 16]);
+                    *reg = u128::from_le_bytes(q);
+                }
+                fp = Some(Fpsimd {
+                    v,
+                    fpsr: u64::from(w32(rec, a64::FPSIMD_FPSR)),
+                    fpcr: u64::from(w32(rec, a64::FPSIMD_FPCR)),
+                });
+            }
+            a64::ESR_MAGIC if size >= 8 => {}
+            _ => return Err(BadFrame::Records),
+        }
+        off += size;
+    }
+    fp.ok_or(BadFrame::Records)
+}
+
+/// The `__reserved` records for `fp`: `fpsimd_context`, `esr_context` for
+/// faults, the null record.
+fn a64_records(b: &mut [u8], v: &[u128; 32], fpcr: u64, fpsr: u64, esr: Option<u64>) {
+    let at = a64::SC_RESERVED;
+    b[at..at + 4].copy_from_slice(&a64::FPSIMD_MAGIC.to_le_bytes());
+    b[at + 4..at + 8].copy_from_slice(&(a64::FPSIMD_SIZE as u32).to_le_bytes());
+    b[at + 8..at + 12].copy_from_slice(&(fpsr as u32).to_le_bytes());
+    b[at + 12..at + 16].copy_from_slice(&(fpcr as u32).to_le_bytes());
+    for (i, reg) in v.iter().enumerate() {
+        let o = at + a64::FPSIMD_VREGS + i * 16;
+        b[o..o + 16].copy_from_slice(&reg.to_le_bytes());
+    }
+    let mut next = at + a64::FPSIMD_SIZE;
+    if let Some(esr) = esr {
+        b[next..next + 4].copy_from_slice(&a64::ESR_MAGIC.to_le_bytes());
+        b[next + 4..next + 8].copy_from_slice(&(a64::ESR_SIZE as u32).to_le_bytes());
+        put(b, next + 8, esr);
+        next += a64::ESR_SIZE;
+    }
+    // The null record {0, 0}: the buffer is zeroed.
+    debug_assert!(get(b, next) == 0);
 }
 
 /// Where the frame goes and what it holds, for one delivery.
@@ -344,6 +590,7 @@ pub mod a64 {
 pub struct Frame {
     /// User address of the frame (the handler's stack pointer).
     pub addr: u64,
+    /// What goes at `addr`: the frame and (x86_64) the FP area above it.
     pub bytes: Vec<u8>,
     /// The handler's registers (same word order as the input).
     pub regs: Vec<u64>,
@@ -369,8 +616,10 @@ fn get(b: &[u8], off: usize) -> u64 {
 }
 
 /// Builds the frame for handler `act` of signal `info.signo` interrupting
-/// `regs` (words as [`greg_count`]), with `old_mask` to restore on return.
-/// `None` when no address for it fits (sp wraps).
+/// `regs` (words as [`greg_count`]) and FP state `fp` (of `arch`'s kind),
+/// with `old_mask` to restore on return. `None` when no address for it
+/// fits (sp wraps) or `fp` is of the other arch.
+#[allow(clippy::too_many_arguments)]
 pub fn build_frame(
     arch: Arch,
     regs: &[u64],
@@ -379,6 +628,7 @@ pub fn build_frame(
     old_mask: u64,
     alt: &AltStack,
     fault: &FaultInfo,
+    fp: &FpFrame,
 ) -> Option<Frame> {
     let (sp_i, pc_i) = match arch {
         Arch::X86_64 => (15, 16),
@@ -396,8 +646,24 @@ pub fn build_frame(
             } else {
                 top.checked_sub(x86::RED_ZONE)?
             };
-            let addr = (below.checked_sub(x86::SIZE as u64)? & !15).checked_sub(8)?;
-            let mut b = vec![0u8; x86::SIZE];
+            let FpFrame::X86 {
+                image,
+                xsave,
+                features,
+            } = *fp
+            else {
+                return None;
+            };
+            let area = x86_fp_area(image, xsave, features);
+            let fp_at = below.checked_sub(area.len() as u64)? & !(fpx::ALIGN - 1);
+            let addr = (fp_at.checked_sub(x86::SIZE as u64)? & !15).checked_sub(8)?;
+            let fp_off = (fp_at - addr) as usize;
+            let mut b = vec![0u8; fp_off + area.len()];
+            b[fp_off..].copy_from_slice(&area);
+            let uc_flags = if xsave { x86::UC_FP_XSTATE } else { 0 }
+                | x86::UC_SIGCONTEXT_SS
+                | x86::UC_STRICT_RESTORE_SS;
+            put(&mut b, x86::UC_FLAGS, uc_flags);
             put(&mut b, x86::PRETCODE, act.restorer);
             b[x86::UC_STACK..x86::UC_STACK + 24].copy_from_slice(&alt.bytes(sp));
             for (i, r) in regs.iter().enumerate() {
@@ -409,7 +675,7 @@ pub fn build_frame(
             put(&mut b, x86::SC_TRAPNO, fault.trapno);
             put(&mut b, x86::SC_OLDMASK, old_mask);
             put(&mut b, x86::SC_CR2, fault.addr);
-            put(&mut b, x86::SC_FPSTATE, 0);
+            put(&mut b, x86::SC_FPSTATE, fp_at);
             put(&mut b, x86::UC_SIGMASK, old_mask);
             b[x86::INFO..x86::INFO + SIGINFO_SIZE].copy_from_slice(&info.bytes());
             // rdi rsi rdx rax rsp rip rflags
@@ -436,7 +702,10 @@ pub fn build_frame(
             for (i, r) in regs.iter().enumerate() {
                 put(&mut b, a64::SC_REGS + i * 8, *r);
             }
-            // __reserved: only the terminating null record {magic 0, size 0}.
+            let FpFrame::A64 { v, fpcr, fpsr, esr } = *fp else {
+                return None;
+            };
+            a64_records(&mut b, v, fpcr, fpsr, esr);
             put(&mut b, a64::RECORD, regs[29]);
             put(&mut b, a64::RECORD + 8, regs[30]);
             out[0] = sig;
@@ -488,11 +757,41 @@ pub fn parse_frame(arch: Arch, b: &[u8]) -> Option<(Vec<u64>, u64)> {
     Some((regs, get(b, mask_at) & !UNBLOCKABLE))
 }
 
-// ---- per-thread signal state ----
+// ---- restarting system calls ----
+
+/// What becomes of a system call's result on the way back to user mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Restart {
+    /// The result stands.
+    Keep,
+    /// The call is issued again with its original arguments.
+    Again,
+    /// The call returns EINTR.
+    Eintr,
+}
+
+/// Linux's rule for a raw result `ret` when a handler with `flags` is
+/// about to run (`Some`) or none runs (`None`): `ERESTARTSYS` restarts
+/// unless a handler without `SA_RESTART` runs, `ERESTARTNOHAND` only when
+/// no handler runs; both become EINTR otherwise.
+pub fn restart_decision(ret: isize, handler: Option<u64>) -> Restart {
+    let sys = Errno::ERESTARTSYS.as_ret();
+    if ret != sys && ret != Errno::ERESTARTNOHAND.as_ret() {
+        return Restart::Keep;
+    }
+    match handler {
+        None => Restart::Again,
+        Some(flags) if ret == sys && flags & SA_RESTART != 0 => Restart::Again,
+        Some(_) => Restart::Eintr,
+    }
+}
+
+// ---- signal state ----
 
 /// What this module keeps per thread (by tid) beyond the mask.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SigThread {
+    /// Signals sent to this thread (`tkill`, `tgkill`, faults).
     pub pending: u64,
     pub info: [Info; NSIG],
     pub alt: AltStack,
@@ -500,27 +799,52 @@ pub struct SigThread {
     pub sigreturn: bool,
     /// The mask to restore after the delivery that ends `rt_sigsuspend`.
     pub suspend_mask: Option<u64>,
+    /// The thread's Linux state once [`register`]ed: senders read its mask.
+    pub state: Option<Arc<ThreadState>>,
+    /// The kernel thread running it, once it returned to user mode: what
+    /// `sched::interrupt` pokes out of an interruptible wait.
+    #[cfg(target_os = "none")]
+    kthread: Option<Arc<crate::sched::thread::Thread>>,
 }
 
 impl Default for SigThread {
     fn default() -> Self {
         SigThread {
             pending: 0,
-            info: [Info::default(); NSIG],
+            info: [Info::EMPTY; NSIG],
             alt: AltStack::DISABLED,
             sigreturn: false,
             suspend_mask: None,
+            state: None,
+            #[cfg(target_os = "none")]
+            kthread: None,
         }
     }
 }
 
-/// Per-thread signal state. A spin lock around O(1) field updates, taken
-/// with interrupts off on the target (the lock rule of docs/scheduler.md):
-/// a thread preempted while holding it would make others spin.
-static THREADS: spin::Mutex<BTreeMap<u32, SigThread>> = spin::Mutex::new(BTreeMap::new());
+/// Everything signal delivery shares: the threads, and the signals sent
+/// to the process (`kill`), pending until a thread that does not block
+/// them takes one (Linux's `shared_pending`). One process per VM.
+struct Signals {
+    threads: BTreeMap<u32, SigThread>,
+    shared: u64,
+    shared_info: [Info; NSIG],
+    /// The thread the last process signal was aimed at (round robin).
+    last_target: u32,
+}
+
+/// A spin lock around short map operations, taken with interrupts off on
+/// the target (the lock rule of docs/scheduler.md): a thread preempted
+/// while holding it would make others spin.
+static STATE: spin::Mutex<Signals> = spin::Mutex::new(Signals {
+    threads: BTreeMap::new(),
+    shared: 0,
+    shared_info: [Info::EMPTY; NSIG],
+    last_target: 0,
+});
 
 /// Set once any signal was queued or `rt_sigreturn` called: until then the
-/// return-to-user path skips the table entirely (no lock per syscall for
+/// return-to-user path only registers the thread (no lock per syscall for
 /// the many programs that never signal).
 static IN_USE: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
 
@@ -533,45 +857,133 @@ pub fn in_use() -> bool {
     IN_USE.load(core::sync::atomic::Ordering::Acquire)
 }
 
-fn locked<R>(f: impl FnOnce(&mut BTreeMap<u32, SigThread>) -> R) -> R {
+fn locked<R>(f: impl FnOnce(&mut Signals) -> R) -> R {
     #[cfg(target_os = "none")]
-    return crate::arch::cpu::without_interrupts(|| f(&mut THREADS.lock()));
+    return crate::arch::cpu::without_interrupts(|| f(&mut STATE.lock()));
     #[cfg(not(target_os = "none"))]
-    f(&mut THREADS.lock())
+    f(&mut STATE.lock())
 }
 
 fn with<R>(tid: u32, f: impl FnOnce(&mut SigThread) -> R) -> R {
-    locked(|m| f(m.entry(tid).or_default()))
+    locked(|s| f(s.threads.entry(tid).or_default()))
+}
+
+/// Records a thread of the app (from `clone`, before it runs), so signals
+/// can be aimed at it and its mask seen.
+pub fn register(state: Arc<ThreadState>) {
+    let tid = state.tid();
+    with(tid, |t| t.state = Some(state));
 }
 
 /// Forgets a thread that exited.
 pub fn forget(tid: u32) {
-    locked(|m| m.remove(&tid));
+    locked(|s| s.threads.remove(&tid));
 }
 
-/// Makes `info.signo` pending on thread `tid`, unless its action ignores
-/// it and it is not blocked (then it is discarded, as Linux does).
+/// Whether `tid` is a live thread of the app as far as signals know.
+pub fn exists(tid: u32) -> bool {
+    locked(|s| s.threads.get(&tid).is_some_and(|t| t.state.is_some()))
+}
+
+/// Discards `sig` at once when it would only be ignored (Linux does so
+/// unless the receiver blocks it: it may get a handler before unblocking).
+fn discarded(task: &Task, sig: usize, blocked: bool) -> bool {
+    !blocked && Action::parse(&task.action(sig)).ignores(sig)
+}
+
+/// Makes `info.signo` pending on thread `thread` (thread-directed), unless
+/// it would only be ignored; interrupts the thread's wait if it does not
+/// block the signal.
 pub fn queue(task: &Task, thread: &ThreadState, info: Info) {
+    queue_thread(task, thread.tid(), thread.sigmask(), info);
+}
+
+fn queue_thread(task: &Task, tid: u32, mask: u64, info: Info) {
     let sig = info.signo as usize;
     if !(1..=NSIG).contains(&sig) {
         return;
     }
-    let act = Action::parse(&task.action(sig));
-    if act.ignores(sig) && thread.sigmask() & bit(sig) == 0 {
+    let blocked = mask & bit(sig) & !UNBLOCKABLE != 0;
+    if discarded(task, sig, blocked) {
         return;
     }
-    with(thread.tid(), |t| {
+    with(tid, |t| {
         if t.pending & bit(sig) == 0 {
             t.info[sig - 1] = info;
         }
         t.pending |= bit(sig);
     });
     mark_in_use();
+    if !blocked {
+        interrupt(tid);
+    }
 }
 
-/// Bits pending on `tid`.
+/// Makes `info.signo` pending on the process (`kill`): any thread not
+/// blocking it may take it. Interrupts one such thread, chosen as Linux's
+/// `complete_signal` does: the main thread if it does not block the
+/// signal, else the next one after the last chosen, in tid order.
+pub fn queue_process(task: &Task, info: Info) {
+    let sig = info.signo as usize;
+    if !(1..=NSIG).contains(&sig) {
+        return;
+    }
+    let leader = task.pid();
+    let blocks = |t: &SigThread| {
+        t.state
+            .as_ref()
+            .is_some_and(|s| s.sigmask() & bit(sig) & !UNBLOCKABLE != 0)
+    };
+    let leader_blocks = locked(|s| s.threads.get(&leader).is_some_and(blocks));
+    if discarded(task, sig, leader_blocks) {
+        return;
+    }
+    let target = locked(|s| {
+        if s.shared & bit(sig) == 0 {
+            s.shared_info[sig - 1] = info;
+        }
+        s.shared |= bit(sig);
+        let wants = |t: &SigThread| t.state.is_some() && !blocks(t);
+        if s.threads.get(&leader).is_some_and(wants) {
+            return Some(leader);
+        }
+        let after = s.last_target;
+        let pick = s
+            .threads
+            .range(after.saturating_add(1)..)
+            .chain(s.threads.range(..=after))
+            .find(|(_, t)| wants(t))
+            .map(|(&tid, _)| tid);
+        if let Some(t) = pick {
+            s.last_target = t;
+        }
+        pick
+    });
+    mark_in_use();
+    if let Some(tid) = target {
+        interrupt(tid);
+    }
+}
+
+/// Pokes thread `tid` out of an interruptible wait (target; nothing to do
+/// on the host, where nothing waits).
+fn interrupt(tid: u32) {
+    #[cfg(target_os = "none")]
+    if let Some(k) = with(tid, |t| t.kthread.clone()) {
+        crate::sched::interrupt(&k);
+    }
+    #[cfg(not(target_os = "none"))]
+    let _ = tid;
+}
+
+/// Bits pending on `tid`: its own and the process's.
 pub fn pending(tid: u32) -> u64 {
-    with(tid, |t| t.pending)
+    locked(|s| s.threads.get(&tid).map_or(0, |t| t.pending) | s.shared)
+}
+
+/// Whether a signal not in `mask` is pending on `tid` (or the process).
+pub fn deliverable(tid: u32, mask: u64) -> bool {
+    next(pending(tid), mask).is_some()
 }
 
 /// What to do for one pending signal.
@@ -582,17 +994,23 @@ pub enum Disposition {
     Handle(usize, Info, Action, u64),
 }
 
-/// Takes the next deliverable signal of `thread` and decides: ignore
-/// (drops it, looks further), terminate, or run the handler (the action
-/// is reset for `SA_RESETHAND`). The last field is the mask to save.
+/// Takes the next deliverable signal of `thread` (its own first, then
+/// the process's, as Linux's `dequeue_signal`) and decides: ignore (drops
+/// it, looks further), terminate, or run the handler (the action is reset
+/// for `SA_RESETHAND`). The last field is the mask to save.
 pub fn take(task: &Task, thread: &ThreadState) -> Disposition {
     let tid = thread.tid();
     loop {
         let mask = thread.sigmask();
-        let Some((sig, info)) = with(tid, |t| {
-            let sig = next(t.pending, mask)?;
-            t.pending &= !bit(sig);
-            Some((sig, t.info[sig - 1]))
+        let Some((sig, info)) = locked(|s| {
+            let t = s.threads.entry(tid).or_default();
+            if let Some(sig) = next(t.pending, mask) {
+                t.pending &= !bit(sig);
+                return Some((sig, t.info[sig - 1]));
+            }
+            let sig = next(s.shared, mask)?;
+            s.shared &= !bit(sig);
+            Some((sig, s.shared_info[sig - 1]))
         }) else {
             return Disposition::None;
         };
@@ -651,23 +1069,18 @@ fn signal_arg(v: usize) -> KResult<usize> {
     }
 }
 
-fn send(ctx: &Cx, sig: usize, code: i32) -> KResult<usize> {
-    if sig != 0 {
-        let t = task(ctx)?;
-        let info = Info {
-            signo: sig as i32,
-            code,
-            pid: t.pid(),
-            uid: 0,
-            addr: 0,
-        };
-        queue(t, thread(ctx)?, info);
-    }
-    Ok(0)
+fn sender_info(ctx: &Cx, sig: usize, code: i32) -> KResult<Info> {
+    Ok(Info {
+        signo: sig as i32,
+        code,
+        pid: task(ctx)?.pid(),
+        uid: 0,
+        addr: 0,
+    })
 }
 
 /// `kill(pid, sig)`: the app itself (its pid, 0 = its group, -1 = all it
-/// may signal); any other pid is ESRCH.
+/// may signal), process-directed; any other pid is ESRCH.
 pub fn sys_kill(ctx: &mut Cx, a: &Args) -> KResult<usize> {
     let pid = a[0] as u32 as i32;
     let sig = signal_arg(a[1])?;
@@ -675,20 +1088,56 @@ pub fn sys_kill(ctx: &mut Cx, a: &Args) -> KResult<usize> {
     if pid != me && pid != 0 && pid != -1 && pid != -me {
         return Err(Errno::ESRCH);
     }
-    send(ctx, sig, SI_USER)
+    if sig != 0 {
+        let info = sender_info(ctx, sig, SI_USER)?;
+        queue_process(task(ctx)?, info);
+    }
+    Ok(0)
 }
 
-/// `tkill(tid, sig)`: the calling thread only, for now.
+/// Sends `sig` to thread `tid` of the app: the caller, or any registered
+/// thread (ESRCH for others).
+fn send_to_thread(ctx: &mut Cx, tid: u32, sig: usize) -> KResult<usize> {
+    let me = thread(ctx)?;
+    let mask = if tid == me.tid() {
+        me.sigmask()
+    } else {
+        let state = with(tid, |t| t.state.clone());
+        match state {
+            Some(s) => s.sigmask(),
+            None => {
+                forget_if_empty(tid);
+                return Err(Errno::ESRCH);
+            }
+        }
+    };
+    if sig != 0 {
+        let info = sender_info(ctx, sig, SI_TKILL)?;
+        queue_thread(task(ctx)?, tid, mask, info);
+    }
+    Ok(0)
+}
+
+/// Drops the entry a lookup of an unknown tid created.
+fn forget_if_empty(tid: u32) {
+    locked(|s| {
+        if s.threads
+            .get(&tid)
+            .is_some_and(|t| t.state.is_none() && t.pending == 0)
+        {
+            s.threads.remove(&tid);
+        }
+    });
+}
+
+/// `tkill(tid, sig)`.
 pub fn sys_tkill(ctx: &mut Cx, a: &Args) -> KResult<usize> {
     let tid = a[0] as u32 as i32;
     let sig = signal_arg(a[1])?;
     if tid <= 0 {
         return Err(Errno::EINVAL);
     }
-    if tid as u32 != thread(ctx)?.tid() {
-        return Err(Errno::ESRCH);
-    }
-    send(ctx, sig, SI_TKILL)
+    send_to_thread(ctx, tid as u32, sig)
 }
 
 /// `tgkill(tgid, tid, sig)`.
@@ -698,10 +1147,10 @@ pub fn sys_tgkill(ctx: &mut Cx, a: &Args) -> KResult<usize> {
     if tgid <= 0 || tid <= 0 {
         return Err(Errno::EINVAL);
     }
-    if tgid as u32 != task(ctx)?.pid() || tid as u32 != thread(ctx)?.tid() {
+    if tgid as u32 != task(ctx)?.pid() {
         return Err(Errno::ESRCH);
     }
-    send(ctx, sig, SI_TKILL)
+    send_to_thread(ctx, tid as u32, sig)
 }
 
 const SIGSET_SIZE: usize = 8;
@@ -717,30 +1166,55 @@ pub fn sys_rt_sigpending(ctx: &mut Cx, a: &Args) -> KResult<usize> {
     Ok(0)
 }
 
-/// `rt_sigsuspend(mask)`: waits with `mask` until a signal is deliverable;
-/// always EINTR. The old mask comes back when that signal's handler
-/// returns (it is saved in the frame, see [`take`]).
+/// `rt_sigsuspend(mask)`: waits with `mask` until a signal is deliverable
+/// (an interruptible wait, no polling), then `ERESTARTNOHAND`: a handler
+/// runs and the call returns EINTR, with the old mask saved in its frame
+/// (see [`take`]); if none runs after all (the signal got ignored), the
+/// old mask comes back and the call is issued again, as on Linux.
 pub fn sys_rt_sigsuspend(ctx: &mut Cx, a: &Args) -> KResult<usize> {
     if a[1] != SIGSET_SIZE {
         return Err(Errno::EINVAL);
     }
     let mut w = [0u8; 8];
     ctx.copy_in(a[0], &mut w)?;
-    let (task, th) = (task(ctx)?, thread(ctx)?);
-    let old = th.sigmask();
+    let th = thread(ctx)?;
+    let tid = th.tid();
+    // A restarted call keeps the mask from before the first one.
+    let old = with(tid, |t| t.suspend_mask.take()).unwrap_or_else(|| th.sigmask());
     th.set_sigmask(u64::from_le_bytes(w));
-    let services = task.services();
-    loop {
-        // Anything that would only be ignored is dropped by `take` later;
-        // a pending ignored signal does not end the wait on Linux either,
-        // but they are never queued unblocked (see `queue`).
-        if next(pending(th.tid()), th.sigmask()).is_some() {
-            break;
-        }
-        services.sleep_until(services.monotonic_ns() + 1_000_000);
+    with(tid, |t| t.suspend_mask = Some(old));
+    wait_for_signal(th);
+    Err(Errno::ERESTARTNOHAND)
+}
+
+/// Blocks until a signal is deliverable to `th` (target); returns at once
+/// on the host.
+fn wait_for_signal(th: &ThreadState) {
+    #[cfg(target_os = "none")]
+    {
+        let tid = th.tid();
+        refresh_interrupt(tid, th.sigmask());
+        let _ = crate::sync::wait_any(&[], None, true, || deliverable(tid, th.sigmask()));
     }
-    with(th.tid(), |t| t.suspend_mask = Some(old));
-    Err(Errno::EINTR)
+    #[cfg(not(target_os = "none"))]
+    let _ = th;
+}
+
+/// Sleeps until `deadline_ns` (monotonic) unless a signal for the thread
+/// interrupts it first: false when interrupted (the caller returns
+/// `ERESTART*`). The host fakes only sleep.
+pub fn sleep_until(task: &Task, deadline_ns: u64) -> bool {
+    #[cfg(target_os = "none")]
+    {
+        let _ = task;
+        crate::sync::wait_any(&[], Some(deadline_ns), true, || false)
+            != crate::sync::Wake::Interrupted
+    }
+    #[cfg(not(target_os = "none"))]
+    {
+        task.services().sleep_until(deadline_ns);
+        true
+    }
 }
 
 /// `sigaltstack(ss, old_ss)`. EPERM while running on it.
@@ -844,191 +1318,10 @@ pub fn fault_info(arch: Arch, f: &skiff_arch_api::Fault) -> (usize, Info, FaultI
 pub use target::{deliver, deliver_to, on_fault, on_fault_to};
 
 #[cfg(target_os = "none")]
-mod target {
-    //! The target glue: `UserRegs` ⇄ sigcontext words, user memory through
-    //! `uaccess`, the app's main thread as the receiver.
-    use super::*;
-    use crate::arch::user::UserRegs;
-    use crate::linux::{table::ARCH, uaccess};
+use target::refresh_interrupt;
 
-    #[cfg(target_arch = "x86_64")]
-    fn words(r: &UserRegs) -> Vec<u64> {
-        vec![
-            r.r8, r.r9, r.r10, r.r11, r.r12, r.r13, r.r14, r.r15, r.rdi, r.rsi, r.rbp, r.rbx,
-            r.rdx, r.rax, r.rcx, r.rsp, r.rip, r.rflags,
-        ]
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    fn set_words(r: &mut UserRegs, w: &[u64]) {
-        [
-            r.r8, r.r9, r.r10, r.r11, r.r12, r.r13, r.r14, r.r15, r.rdi, r.rsi, r.rbp, r.rbx,
-            r.rdx, r.rax, r.rcx, r.rsp, r.rip, r.rflags,
-        ] = w[..18].try_into().unwrap_or([0; 18]);
-    }
-
-    #[cfg(target_arch = "aarch64")]
-    fn words(r: &UserRegs) -> Vec<u64> {
-        let mut w = r.x.to_vec();
-        w.extend_from_slice(&[r.sp, r.pc, r.pstate]);
-        w
-    }
-
-    #[cfg(target_arch = "aarch64")]
-    fn set_words(r: &mut UserRegs, w: &[u64]) {
-        r.x.copy_from_slice(&w[..31]);
-        r.sp = w[31];
-        r.pc = w[32];
-        r.pstate = w[33];
-    }
-
-    /// The return address of a handler: `sa_restorer` with `SA_RESTORER`
-    /// (glibc's x86_64 always sets it), else, on aarch64 where Linux uses
-    /// its vDSO's `__kernel_rt_sigreturn`, a page `[sigpage]` mapped
-    /// read+execute on first use holding `mov x8, #139; svc #0`.
-    fn restorer(task: &Task, act: &Action) -> Option<u64> {
-        if act.flags & SA_RESTORER != 0 || cfg!(target_arch = "x86_64") {
-            return Some(act.restorer);
-        }
-        static PAGE: spin::Once<Option<u64>> = spin::Once::new();
-        *PAGE.call_once(|| {
-            use crate::mm::vma::{Backing, Placement, Prot, Vma};
-            let code = [0xd280_1168u32.to_le_bytes(), 0xd400_0001u32.to_le_bytes()].concat();
-            let tmpl = Vma {
-                range: 0..0,
-                prot: Prot::RX,
-                shared: false,
-                backing: Backing::Anonymous,
-                name: Some(alloc::string::String::from("[sigpage]")),
-            };
-            task.memory()
-                .map_filled(Placement::Hint(0), 4096, tmpl, 0, &code)
-                .ok()
-        })
-    }
-
-    fn die(task: &Task, sig: usize) {
-        crate::println!("{}", killed_line(sig));
-        task.services().exit_group(128 + sig as u8 % 128);
-    }
-
-    /// Builds the frame and points `regs` at the handler; false if the
-    /// frame cannot be written (the caller kills with SIGSEGV).
-    fn run_handler(
-        task: &Task,
-        thread: &ThreadState,
-        regs: &mut UserRegs,
-        info: &Info,
-        act: &Action,
-        saved_mask: u64,
-        fault: &FaultInfo,
-    ) -> bool {
-        let sig = info.signo as usize;
-        let alt = altstack(thread.tid());
-        let Some(restorer) = restorer(task, act) else {
-            return false;
-        };
-        let act = &Action { restorer, ..*act };
-        let Some(f) = build_frame(ARCH, &words(regs), info, act, saved_mask, &alt, fault) else {
-            return false;
-        };
-        if uaccess::copy_out(task.memory(), f.addr as usize, &f.bytes).is_err() {
-            return false;
-        }
-        if act.flags & SA_ONSTACK != 0 && alt.flags & SS_AUTODISARM != 0 && alt.enabled() {
-            with(thread.tid(), |t| t.alt = AltStack::DISABLED);
-        }
-        thread.set_sigmask(handler_mask(saved_mask, act, sig));
-        set_words(regs, &f.regs);
-        true
-    }
-
-    /// The return-to-user hook's part: finishes a pending `rt_sigreturn`,
-    /// then delivers the next deliverable signal of the main thread.
-    pub fn deliver(regs: &mut UserRegs) {
-        let Some(app) = crate::linux::app::app() else {
-            return;
-        };
-        deliver_to(&app.task, &app.main, regs);
-    }
-
-    /// [`deliver`] for a given thread.
-    pub fn deliver_to(task: &Task, thread: &ThreadState, regs: &mut UserRegs) {
-        if !in_use() {
-            return;
-        }
-        if take_sigreturn(thread.tid()) {
-            let size = frame_size(ARCH);
-            let mut b = vec![0u8; size];
-            let ok = frame_at_sigreturn(ARCH, regs.sp() as u64)
-                .filter(|&a| uaccess::copy_in(task.memory(), a as usize, &mut b).is_ok())
-                .and_then(|_| parse_frame(ARCH, &b));
-            match ok {
-                Some((w, mask)) => {
-                    set_words(regs, &w);
-                    thread.set_sigmask(mask);
-                }
-                None => {
-                    crate::println!("app: bad signal frame at sigreturn sp={:#x}", regs.sp());
-                    die(task, SIGSEGV);
-                    return;
-                }
-            }
-        }
-        match take(task, thread) {
-            Disposition::None => {}
-            Disposition::Terminate(sig) => die(task, sig),
-            Disposition::Handle(sig, info, act, saved) => {
-                if !run_handler(
-                    task,
-                    thread,
-                    regs,
-                    &info,
-                    &act,
-                    saved,
-                    &FaultInfo::default(),
-                ) {
-                    crate::println!(
-                        "app: cannot write the signal frame for {} sp={:#x}",
-                        name(sig),
-                        regs.sp()
-                    );
-                    die(task, SIGSEGV);
-                }
-            }
-        }
-    }
-
-    /// A user fault paging could not fix: runs the app's handler for its
-    /// signal (true: return to user mode, the handler runs), or false when
-    /// the signal is blocked, ignored or has no handler (the caller prints
-    /// the crash report and ends the app, as Linux forces the default).
-    pub fn on_fault(regs: &mut UserRegs, fault: &skiff_arch_api::Fault) -> bool {
-        let Some(app) = crate::linux::app::app() else {
-            return false;
-        };
-        on_fault_to(&app.task, &app.main, regs, fault)
-    }
-
-    /// [`on_fault`] for a given thread.
-    pub fn on_fault_to(
-        task: &Task,
-        thread: &ThreadState,
-        regs: &mut UserRegs,
-        fault: &skiff_arch_api::Fault,
-    ) -> bool {
-        let (sig, info, fi) = fault_info(ARCH, fault);
-        let act = Action::parse(&task.action(sig));
-        if !act.has_handler() || thread.sigmask() & bit(sig) != 0 {
-            return false;
-        }
-        if act.flags & SA_RESETHAND != 0 {
-            task.set_action(sig, Action::default().raw());
-        }
-        let saved = thread.sigmask();
-        run_handler(task, thread, regs, &info, &act, saved, &fi)
-    }
-}
+#[cfg(target_os = "none")]
+mod target;
 
 #[cfg(test)]
 mod tests;

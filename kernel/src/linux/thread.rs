@@ -1,6 +1,9 @@
 //! Threads of the app: `clone`/`clone3` for threads (the flags glibc's
-//! `pthread_create` passes), `exit` of one thread (`clear_child_tid`:
-//! write 0, wake one futex waiter — what `pthread_join` sleeps on).
+//! `pthread_create` passes), `exit` of one thread: its robust futex list
+//! (`set_robust_list`: locks it still holds get `FUTEX_OWNER_DIED` and a
+//! waiter is woken — what makes `EOWNERDEAD` work), then
+//! `clear_child_tid` (write 0, wake one futex waiter — what
+//! `pthread_join` sleeps on).
 //!
 //! Only threads exist: a `clone` without `CLONE_VM | CLONE_THREAD` (fork,
 //! vfork, a new process) answers ENOSYS and is logged, as is a thread
@@ -166,16 +169,24 @@ pub fn clone(ctx: &mut Cx, c: &CloneArgs) -> KResult<usize> {
     let parent = thread(ctx)?;
     let child = Arc::new(ThreadState::new(tid));
     child.set_sigmask(parent.sigmask());
+    super::signal::register(child.clone());
     if flags & CLONE_CHILD_CLEARTID != 0 {
         child.set_clear_child_tid(c.child_tid);
     }
     // Both tid words are written before the thread runs (same memory).
     let tid_bytes = tid.to_le_bytes();
-    if flags & CLONE_PARENT_SETTID != 0 {
-        ctx.copy_out(c.parent_tid, &tid_bytes)?;
-    }
-    if flags & CLONE_CHILD_SETTID != 0 {
-        ctx.copy_out(c.child_tid, &tid_bytes)?;
+    let written = (|| {
+        if flags & CLONE_PARENT_SETTID != 0 {
+            ctx.copy_out(c.parent_tid, &tid_bytes)?;
+        }
+        if flags & CLONE_CHILD_SETTID != 0 {
+            ctx.copy_out(c.child_tid, &tid_bytes)?;
+        }
+        Ok(())
+    })();
+    if let Err(e) = written {
+        super::signal::forget(tid);
+        return Err(e);
     }
     let start = Start {
         stack: c.stack,
@@ -184,14 +195,107 @@ pub fn clone(ctx: &mut Cx, c: &CloneArgs) -> KResult<usize> {
     let t = task(ctx)?;
     t.thread_started();
     if let Err(e) = ctx.spawn_thread(child, start) {
+        super::signal::forget(tid);
         task(ctx)?.thread_exited();
         return Err(e);
     }
     Ok(tid as usize)
 }
 
-/// `exit`: ends the calling thread; the last one's ends the process.
+// ---- robust futexes ----
+
+/// `FUTEX_WAITERS`, `FUTEX_OWNER_DIED` and the tid bits of a robust futex.
+pub const FUTEX_WAITERS: u32 = 0x8000_0000;
+pub const FUTEX_OWNER_DIED: u32 = 0x4000_0000;
+pub const FUTEX_TID_MASK: u32 = 0x3fff_ffff;
+/// Entries walked at most (Linux's `ROBUST_LIST_LIMIT`): a looping or
+/// endless list cannot hold the exit up.
+pub const ROBUST_LIST_LIMIT: usize = 2048;
+
+fn read_word(ctx: &mut Cx, addr: usize) -> KResult<u64> {
+    let mut w = [0u8; 8];
+    ctx.copy_in(addr, &mut w)?;
+    Ok(u64::from_le_bytes(w))
+}
+
+/// Linux's `handle_futex_death` for the futex word at `uaddr` of a dying
+/// thread `tid`: if it still holds the lock, mark it `FUTEX_OWNER_DIED`
+/// (keeping `FUTEX_WAITERS`) and wake one waiter; a pending operation on
+/// an unowned word wakes one waiter too. PI futexes are not supported.
+///
+/// Not atomic against user space: the check and the store are two
+/// accesses (Linux uses a user cmpxchg). A locker racing the dying owner
+/// sees either value and the waiter woken retries.
+fn futex_death(ctx: &mut Cx, uaddr: usize, tid: u32, pending_op: bool) -> KResult<()> {
+    if !uaddr.is_multiple_of(4) {
+        return Err(Errno::EINVAL);
+    }
+    let mut w = [0u8; 4];
+    ctx.copy_in(uaddr, &mut w)?;
+    let val = u32::from_le_bytes(w);
+    if pending_op && val == 0 {
+        ctx.futex_wake(uaddr, 1, futex::BITSET_MATCH_ANY)?;
+        return Ok(());
+    }
+    if val & FUTEX_TID_MASK != tid {
+        return Ok(());
+    }
+    let new = (val & FUTEX_WAITERS) | FUTEX_OWNER_DIED;
+    ctx.copy_out(uaddr, &new.to_le_bytes())?;
+    if val & FUTEX_WAITERS != 0 {
+        ctx.futex_wake(uaddr, 1, futex::BITSET_MATCH_ANY)?;
+    }
+    Ok(())
+}
+
+/// Walks the robust list of a dying thread (`set_robust_list`) as Linux's
+/// `exit_robust_list` does: `struct robust_list_head { next;
+/// futex_offset; list_op_pending }`, entries linked through their first
+/// word (bit 0: PI, skipped here), each futex word at entry +
+/// `futex_offset`; at most [`ROBUST_LIST_LIMIT`] entries, stopping at the
+/// first fault; the pending entry last. How many entries were walked.
+pub fn exit_robust_list(ctx: &mut Cx, head: usize, tid: u32) -> usize {
+    if head == 0 {
+        return 0;
+    }
+    let (Ok(first), Ok(offset), Ok(pending)) = (
+        read_word(ctx, head),
+        read_word(ctx, head + 8),
+        read_word(ctx, head + 16),
+    ) else {
+        return 0;
+    };
+    let offset = offset as i64 as isize;
+    let futex_of = |entry: u64| (entry as usize).wrapping_add_signed(offset);
+    let pending_pi = pending & 1 != 0;
+    let pending = pending & !1;
+    let mut entry = first;
+    let mut walked = 0;
+    while entry & !1 != head as u64 && walked < ROBUST_LIST_LIMIT {
+        let pi = entry & 1 != 0;
+        let at = entry & !1;
+        let Ok(next) = read_word(ctx, at as usize) else {
+            break;
+        };
+        if at != pending && !pi && futex_death(ctx, futex_of(at), tid, false).is_err() {
+            break;
+        }
+        walked += 1;
+        entry = next;
+    }
+    if pending != 0 && !pending_pi {
+        let _ = futex_death(ctx, futex_of(pending), tid, true);
+    }
+    walked
+}
+
+/// `exit`: ends the calling thread (robust futexes released, then the
+/// `clear_child_tid` word zeroed and woken); the last one's ends the
+/// process.
 pub fn sys_exit(ctx: &mut Cx, a: &Args) -> KResult<usize> {
+    let me = thread(ctx)?;
+    let (tid, (head, _)) = (me.tid(), me.robust_list());
+    exit_robust_list(ctx, head, tid);
     let me = thread(ctx)?;
     let ctid = me.clear_child_tid();
     if ctid != 0 {
@@ -291,6 +395,69 @@ mod tests {
             sys_clone3(&mut c, &[buf, 88, 0, 0, 0, 0]),
             Err(Errno::ENOSYS)
         );
+    }
+
+    fn put64(c: &mut FakeCtx, at: usize, v: u64) {
+        c.copy_out(at, &v.to_le_bytes()).unwrap();
+    }
+
+    fn word(c: &mut FakeCtx, at: usize) -> u32 {
+        let mut w = [0u8; 4];
+        c.copy_in(at, &mut w).unwrap();
+        u32::from_le_bytes(w)
+    }
+
+    #[test]
+    fn robust_list_marks_owned_locks_and_wakes() {
+        let mut c = FakeCtx::new();
+        let base = c.scratch(4096) as usize;
+        let tid = c.thread.tid();
+        let (head, e1, e2, e3) = (base, base + 0x100, base + 0x200, base + 0x300);
+        // futex_offset -8: each futex word sits 8 bytes below its entry.
+        put64(&mut c, head, e1 as u64);
+        put64(&mut c, head + 8, (-8i64) as u64);
+        put64(&mut c, head + 16, e3 as u64);
+        put64(&mut c, e1, e2 as u64);
+        put64(&mut c, e2, head as u64);
+        c.copy_out(e1 - 8, &(tid | FUTEX_WAITERS).to_le_bytes())
+            .unwrap();
+        c.copy_out(e2 - 8, &(tid + 1).to_le_bytes()).unwrap();
+        c.copy_out(e3 - 8, &0u32.to_le_bytes()).unwrap();
+        assert_eq!(exit_robust_list(&mut c, head, tid), 2);
+        // Ours: owner died, waiters kept, one woken. Another's: untouched.
+        assert_eq!(word(&mut c, e1 - 8), FUTEX_WAITERS | FUTEX_OWNER_DIED);
+        assert_eq!(word(&mut c, e2 - 8), tid + 1);
+        let calls = c.futex_calls.lock().clone();
+        assert_eq!(
+            calls,
+            [
+                alloc::format!("wake {:#x} 1 ffffffff", e1 - 8),
+                // The pending op on an unowned word wakes one too.
+                alloc::format!("wake {:#x} 1 ffffffff", e3 - 8),
+            ]
+        );
+    }
+
+    #[test]
+    fn robust_list_walk_is_bounded_and_stops_at_faults() {
+        let mut c = FakeCtx::new();
+        let base = c.scratch(4096) as usize;
+        let tid = c.thread.tid();
+        let (head, e1) = (base, base + 0x100);
+        // A cycle that never returns to the head.
+        put64(&mut c, head, e1 as u64);
+        put64(&mut c, head + 8, 8);
+        put64(&mut c, head + 16, 0);
+        put64(&mut c, e1, e1 as u64);
+        c.copy_out(e1 + 8, &tid.to_le_bytes()).unwrap();
+        assert_eq!(exit_robust_list(&mut c, head, tid), ROBUST_LIST_LIMIT);
+        assert_eq!(word(&mut c, e1 + 8), FUTEX_OWNER_DIED);
+        // A list running into unmapped memory stops there.
+        put64(&mut c, e1, 0x10);
+        assert_eq!(exit_robust_list(&mut c, head, tid), 1);
+        // No list, or an unreadable head: nothing.
+        assert_eq!(exit_robust_list(&mut c, 0, tid), 0);
+        assert_eq!(exit_robust_list(&mut c, 0x10, tid), 0);
     }
 
     #[test]

@@ -86,6 +86,9 @@ pub struct Thread {
     /// An interrupt (a signal for the thread) arrived; interruptible waits
     /// end with `Wake::Interrupted` until the owner clears it.
     interrupt: AtomicBool,
+    /// An id the layer running the thread gives it (the Linux personality:
+    /// the app thread's tid), 0 = none.
+    tag: AtomicU64,
     /// What only the target needs: register context, FP state, stack, the
     /// entry closure, join state (`kthread::ThreadExt`; `()` on the host).
     pub ext: super::ThreadExt,
@@ -120,6 +123,7 @@ impl Thread {
             timed_out: AtomicBool::new(false),
             interruptible: AtomicBool::new(false),
             interrupt: AtomicBool::new(false),
+            tag: AtomicU64::new(0),
             ext: Default::default(),
         }
     }
@@ -161,11 +165,22 @@ impl Thread {
         self.interrupt.store(on, Ordering::SeqCst);
     }
 
+    /// The tag set by [`Thread::set_tag`] (0 if none).
+    pub fn tag(&self) -> u64 {
+        self.tag.load(Ordering::Relaxed)
+    }
+
+    /// Tags the thread for the layer running it (e.g. with a Linux tid).
+    pub fn set_tag(&self, tag: u64) {
+        self.tag.store(tag, Ordering::Relaxed);
+    }
+
     /// Whether the thread is inside an interruptible wait right now.
     pub fn in_interruptible_wait(&self) -> bool {
         self.interruptible.load(Ordering::SeqCst)
     }
 
+    #[cfg_attr(not(target_os = "none"), allow(dead_code))]
     pub(crate) fn set_interruptible(&self, on: bool) {
         self.interruptible.store(on, Ordering::SeqCst);
     }
