@@ -1,10 +1,15 @@
 //! Kernel time: the counter frequency the platform chose, monotonic
-//! nanoseconds since boot, and the one-shot timer the arch provides. The
+//! nanoseconds since boot, the wall clock, and the one-shot timer the arch
+//! provides. Monotonic and realtime ns come from the clock page
+//! ([`clock_page`], `linux::vdso::clock`): the same counter base,
+//! multiplier, shift and realtime offset the vDSO reads in user mode, so
+//! the syscall and the vDSO are one clock to the nanosecond. The
 //! scheduler's tickless timer (sched::kthread) owns the hardware timer and
 //! includes the one deadline requested here (`wait_for_timer`, the boot
 //! CPU's pre-thread timer tests) when it programs it.
 
 use crate::arch;
+use crate::linux::vdso::clock::{self, ClockPage, Params};
 use core::sync::atomic::{AtomicU64, Ordering};
 
 static COUNTER_HZ: AtomicU64 = AtomicU64::new(0);
@@ -14,9 +19,54 @@ static LAST_FIRE_COUNTER: AtomicU64 = AtomicU64::new(0);
 /// The counter deadline `wait_for_timer` waits for (0: none).
 static REQUEST: AtomicU64 = AtomicU64::new(0);
 
+/// What the kernel and the vDSO read the time from. Written only under
+/// `CLOCK_WRITER`, with the seqcount protocol.
+static CLOCK: ClockPage = ClockPage::new();
+static CLOCK_WRITER: spin::Mutex<()> = spin::Mutex::new(());
+/// The monotonic conversion's multiplier (constant after `init`; the base
+/// is `BOOT_COUNTER`), for the kernel's own reads without the seqcount.
+static MONO_MULT: AtomicU64 = AtomicU64::new(0);
+/// CLOCK_REALTIME - CLOCK_MONOTONIC in ns (mod 2^64); 0 without a wall
+/// clock (CLOCK_REALTIME then counts from the epoch at boot).
+static RT_OFFSET: AtomicU64 = AtomicU64::new(0);
+
 pub fn init(counter_hz: u64) {
     COUNTER_HZ.store(counter_hz, Ordering::Relaxed);
-    BOOT_COUNTER.store(arch::cpu::counter(), Ordering::Relaxed);
+    let base = arch::cpu::counter();
+    BOOT_COUNTER.store(base, Ordering::Relaxed);
+    let mult = clock::mult_for(counter_hz).unwrap_or(0);
+    MONO_MULT.store(mult, Ordering::Relaxed);
+    // The vDSO reads the counter itself when there is a frequency: the
+    // counter is the kernel's one clock (the TSC, or CNTVCT_EL0 with EL0
+    // access enabled on every CPU by `arch::cpu`), so the vDSO's reading is
+    // the syscall's whatever the hardware (invariant or not).
+    let mode = if mult != 0 {
+        clock::MODE_COUNTER
+    } else {
+        clock::MODE_SYSCALL
+    };
+    let _w = CLOCK_WRITER.lock();
+    CLOCK.publish(&Params {
+        mode,
+        base,
+        mult,
+        rt_offset: RT_OFFSET.load(Ordering::Relaxed),
+    });
+    log::info!("time: counter_hz={counter_hz} mult={mult} vdso_mode={mode}");
+}
+
+/// The clock page the vDSO maps (`[vvar]`).
+pub fn clock_page() -> &'static ClockPage {
+    &CLOCK
+}
+
+fn mono_params() -> Params {
+    Params {
+        mode: clock::MODE_COUNTER,
+        base: BOOT_COUNTER.load(Ordering::Relaxed),
+        mult: MONO_MULT.load(Ordering::Relaxed),
+        rt_offset: RT_OFFSET.load(Ordering::Acquire),
+    }
 }
 
 pub fn counter_hz() -> u64 {
@@ -35,24 +85,29 @@ pub fn ticks_to_ns(ticks: u64) -> u64 {
     (u128::from(ticks) * 1_000_000_000 / u128::from(hz)) as u64
 }
 
-/// The counter value at `ns` nanoseconds since `init`.
+/// The first counter value at which `now_ns()` reads at least `ns` (the
+/// inverse of the clock page's conversion, rounded up, so a deadline is
+/// never seen early).
 pub fn ns_to_counter(ns: u64) -> u64 {
-    BOOT_COUNTER.load(Ordering::Relaxed) + ns_to_ticks(ns)
+    let base = BOOT_COUNTER.load(Ordering::Relaxed);
+    match MONO_MULT.load(Ordering::Relaxed) {
+        0 => base + ns_to_ticks(ns),
+        mult => base.saturating_add(clock::ticks_for(ns, mult)),
+    }
 }
 
 /// The pending `wait_for_timer` deadline, in ns since `init`.
 pub fn requested_deadline_ns() -> Option<u64> {
     match REQUEST.load(Ordering::Acquire) {
         0 => None,
-        c => Some(ticks_to_ns(
-            c.saturating_sub(BOOT_COUNTER.load(Ordering::Relaxed)),
-        )),
+        c => Some(mono_params().monotonic_ns(c)),
     }
 }
 
-/// Nanoseconds since `init`.
+/// Nanoseconds since `init` (CLOCK_MONOTONIC): the clock page's
+/// conversion of the counter.
 pub fn now_ns() -> u64 {
-    ticks_to_ns(arch::cpu::counter().wrapping_sub(BOOT_COUNTER.load(Ordering::Relaxed)))
+    mono_params().monotonic_ns(arch::cpu::counter())
 }
 
 /// Called by the trap handler when the one-shot timer fires.
@@ -128,26 +183,20 @@ fn program_request() {
     }
 }
 
-/// Unix time in ns when the counter read `WALL_COUNTER`; 0: no wall clock
-/// (CLOCK_REALTIME then counts from the epoch at boot).
-static WALL_NS: AtomicU64 = AtomicU64::new(0);
-static WALL_COUNTER: AtomicU64 = AtomicU64::new(0);
-
-/// Sets the wall clock: it read `unix_ns` when the counter read `counter`.
-/// Called once at boot, before other CPUs start (a later clock_settime
-/// would need a seqlock around the pair).
+/// Sets the wall clock: it read `unix_ns` when the counter read `counter`
+/// (which may precede `init`). Republishes the clock page, so the vDSO
+/// and the syscall move together.
 pub fn set_wall_clock(unix_ns: u64, counter: u64) {
-    WALL_COUNTER.store(counter, Ordering::Relaxed);
-    WALL_NS.store(unix_ns, Ordering::Release);
+    let _w = CLOCK_WRITER.lock();
+    let mut p = CLOCK.read();
+    p.rt_offset = clock::rt_offset_for(&p, unix_ns, counter);
+    RT_OFFSET.store(p.rt_offset, Ordering::Release);
+    CLOCK.publish(&p);
 }
 
-/// CLOCK_REALTIME in ns since the Unix epoch (UTC), from the platform's
-/// boot-time wall clock (CMOS RTC, PL031) advanced by the counter.
+/// CLOCK_REALTIME in ns since the Unix epoch (UTC): the platform's
+/// boot-time wall clock (CMOS RTC, PL031) advanced by the counter, or the
+/// epoch at boot when there is none.
 pub fn realtime_ns() -> u64 {
-    let base = WALL_NS.load(Ordering::Acquire);
-    if base == 0 {
-        return now_ns();
-    }
-    let since = arch::cpu::counter().wrapping_sub(WALL_COUNTER.load(Ordering::Relaxed));
-    base.saturating_add(ticks_to_ns(since))
+    mono_params().realtime_ns(arch::cpu::counter())
 }
