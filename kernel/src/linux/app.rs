@@ -29,7 +29,7 @@ use alloc::vec::Vec;
 use arch::user::{Hooks, UserRegs};
 use core::fmt;
 use core::ops::Range;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use skiff_arch_api::{Fault, PageFlags};
 
 // ---- page tables ----
@@ -172,8 +172,15 @@ impl Services for KernelServices {
     fn realtime_ns(&self) -> u64 {
         crate::time::realtime_ns()
     }
+    /// Interruptible only for an `execve` in another thread, which must
+    /// end this one at once; a signal's interrupt does not cut the sleep
+    /// short (the rest is slept as before: `nanosleep` has no EINTR yet).
     fn sleep_until(&self, deadline_ns: u64) {
-        crate::sched::sleep_until(deadline_ns);
+        let me = crate::sched::current().id;
+        let woke = crate::sync::wait_any(&[], Some(deadline_ns), true, || doomed(me));
+        if woke == crate::sync::Wake::Interrupted {
+            crate::sched::sleep_until(deadline_ns);
+        }
     }
     fn yield_now(&self) {
         crate::sched::yield_now();
@@ -200,6 +207,12 @@ impl Services for KernelServices {
     fn tracing(&self) -> bool {
         STRACE.load(Ordering::Relaxed)
     }
+    fn end_other_threads(&self) {
+        end_other_threads();
+    }
+    fn exec_restart(&self, pc: u64, sp: u64, sigmask: u64) {
+        exec_restart(pc, sp, sigmask);
+    }
 }
 
 // ---- the process ----
@@ -210,8 +223,6 @@ pub struct App {
     pub main: Arc<ThreadState>,
     pub files: FdTable,
     pub fs: FsState,
-    /// argv as `/proc/self/cmdline` shows it (NUL-terminated strings).
-    pub cmdline: Vec<u8>,
 }
 
 static APP: spin::Once<App> = spin::Once::new();
@@ -224,14 +235,24 @@ pub fn app() -> Option<&'static App> {
 /// The process's futexes (one process per VM).
 static FUTEXES: Futexes = Futexes::new();
 
-/// Kernel thread id → the Linux state of the app thread it runs. Taken
-/// with interrupts off (a short map operation), so a thread preempted
-/// while holding it never makes another spin on its CPU.
-static THREADS: spin::Mutex<BTreeMap<u64, Arc<ThreadState>>> = spin::Mutex::new(BTreeMap::new());
+/// One app thread: the kernel thread that runs it and its Linux state.
+struct Registered {
+    kthread: Arc<crate::sched::thread::Thread>,
+    linux: Arc<ThreadState>,
+}
+
+/// Kernel thread id → the app thread it runs. Taken with interrupts off
+/// (a short map operation), so a thread preempted while holding it never
+/// makes another spin on its CPU.
+static THREADS: spin::Mutex<BTreeMap<u64, Registered>> = spin::Mutex::new(BTreeMap::new());
 
 fn register_current(t: Arc<ThreadState>) {
-    let id = crate::sched::current().id;
-    arch::cpu::without_interrupts(|| THREADS.lock().insert(id, t));
+    let me = crate::sched::current();
+    let entry = Registered {
+        kthread: me.clone(),
+        linux: t,
+    };
+    arch::cpu::without_interrupts(|| THREADS.lock().insert(me.id, entry));
 }
 
 fn unregister_current() {
@@ -243,7 +264,7 @@ fn unregister_current() {
 /// is not an app thread, e.g. a ktest).
 fn current_thread(app: &App) -> Arc<ThreadState> {
     let id = crate::sched::current().id;
-    arch::cpu::without_interrupts(|| THREADS.lock().get(&id).cloned())
+    arch::cpu::without_interrupts(|| THREADS.lock().get(&id).map(|r| r.linux.clone()))
         .unwrap_or_else(|| app.main.clone())
 }
 
@@ -338,6 +359,8 @@ impl Ctx for AppThread {
             &name,
             move || {
                 register_current(t);
+                // Started just as an execve began: never run old code.
+                exit_if_doomed();
                 arch::user::set_tls(tls);
                 arch::user::enter(&regs)
             },
@@ -386,16 +409,24 @@ fn on_syscall(regs: &mut UserRegs) {
         regs.set_ret(Errno::ENOSYS.as_ret() as usize);
         return;
     };
+    exit_if_doomed();
     let mut ctx = AppThread {
         app,
         thread: current_thread(app),
         regs: regs.clone(),
     };
     let ret = table::table().dispatch(&mut ctx, regs.syscall_nr(), &regs.syscall_args());
+    drop(ctx);
+    // A successful execve: the new program starts here instead.
+    if let Some(new) = take_restart() {
+        *regs = new;
+        return;
+    }
     regs.set_ret(ret as usize);
 }
 
 fn on_fault(regs: &mut UserRegs, fault: &Fault) {
+    exit_if_doomed();
     let (signal, mut reason) = crash::classify(table::ARCH, fault);
     if let Some(app) = APP.get() {
         if crash::is_page_fault(table::ARCH, fault) {
@@ -428,9 +459,173 @@ fn on_fault(regs: &mut UserRegs, fault: &Fault) {
 /// Signal delivery point: the returning thread's pending signals, and the
 /// frame restore after its `rt_sigreturn`.
 fn on_return_to_user(regs: &mut UserRegs) {
+    exit_if_doomed();
     if let Some(app) = APP.get() {
         super::signal::deliver_to(&app.task, &current_thread(app), regs);
     }
+}
+
+// ---- execve ----
+
+/// No execve in progress ([`EXEC_SURVIVOR`]).
+const NO_EXEC: u64 = u64::MAX;
+
+/// The kernel thread id of the thread running an `execve` past its point
+/// of no return: every other app thread ends at its next kernel entry.
+static EXEC_SURVIVOR: AtomicU64 = AtomicU64::new(NO_EXEC);
+
+/// The kernel thread that is the app's main thread: what [`start`]'s
+/// waiter joins. `execve` from another thread makes that one the leader.
+static LEADER: spin::Mutex<Option<Arc<crate::sched::thread::Thread>>> = spin::Mutex::new(None);
+
+/// The registers an `execve` left for its thread (kernel id → regs),
+/// taken by [`on_syscall`] in place of the return value.
+static RESTART: spin::Mutex<Option<(u64, UserRegs)>> = spin::Mutex::new(None);
+
+fn set_leader(t: Arc<crate::sched::thread::Thread>) {
+    arch::cpu::without_interrupts(|| *LEADER.lock() = Some(t));
+}
+
+fn leader() -> Option<Arc<crate::sched::thread::Thread>> {
+    arch::cpu::without_interrupts(|| LEADER.lock().clone())
+}
+
+fn take_restart() -> Option<UserRegs> {
+    let id = crate::sched::current().id;
+    arch::cpu::without_interrupts(|| {
+        let mut slot = RESTART.lock();
+        match slot.take() {
+            Some((who, regs)) if who == id => Some(regs),
+            other => {
+                *slot = other;
+                None
+            }
+        }
+    })
+}
+
+/// Whether kernel thread `id` must end because another thread is past
+/// the point of no return of an `execve`.
+fn doomed(id: u64) -> bool {
+    let survivor = EXEC_SURVIVOR.load(Ordering::Acquire);
+    survivor != NO_EXEC && survivor != id
+}
+
+/// Ends the calling app thread if another thread is replacing the
+/// program (Linux's `de_thread` kills them the same way: no exit code,
+/// no `clear_child_tid` wake: the memory goes away).
+fn exit_if_doomed() {
+    if !doomed(crate::sched::current().id) {
+        return;
+    }
+    let Some(app) = APP.get() else {
+        return;
+    };
+    let me = current_thread(app);
+    super::signal::forget(me.tid());
+    unregister_current();
+    app.task.thread_exited();
+    crate::sched::exit_current()
+}
+
+/// `Services::end_other_threads` on the target: marks the caller as the
+/// survivor, pokes every other app thread out of interruptible waits, and
+/// waits until each has left (unregistered, counted out) and is done.
+fn end_other_threads() {
+    let Some(app) = APP.get() else {
+        return;
+    };
+    let me = crate::sched::current();
+    // Two threads exec at once: the first one past this point wins and
+    // the other ends like every other thread (Linux: de_thread's kill).
+    if EXEC_SURVIVOR
+        .compare_exchange(NO_EXEC, me.id, Ordering::AcqRel, Ordering::Acquire)
+        .is_err()
+    {
+        exit_if_doomed();
+    }
+    set_leader(me.clone());
+    let start_ns = crate::time::now_ns();
+    let mut reported = false;
+    let mut seen: Vec<Arc<crate::sched::thread::Thread>> = Vec::new();
+    loop {
+        let others: Vec<Arc<crate::sched::thread::Thread>> = arch::cpu::without_interrupts(|| {
+            THREADS
+                .lock()
+                .iter()
+                .filter(|(&id, _)| id != me.id)
+                .map(|(_, r)| r.kthread.clone())
+                .collect()
+        });
+        if others.is_empty() && app.task.threads() <= 1 {
+            break;
+        }
+        for t in others {
+            crate::sched::interrupt(&t);
+            if !seen.iter().any(|s| s.id == t.id) {
+                seen.push(t);
+            }
+        }
+        if !reported && crate::time::now_ns() - start_ns > 1_000_000_000 {
+            // A thread in an uninterruptible wait (or spinning in user
+            // mode on a CPU that takes no interrupt) holds exec up.
+            println!(
+                "exec: waiting for threads to end threads={}",
+                app.task.threads()
+            );
+            reported = true;
+        }
+        crate::sched::sleep(1_000_000);
+    }
+    // Off CPU for good before their memory goes.
+    for t in &seen {
+        crate::sched::join(t);
+    }
+    // Threads cloned from now on belong to the new program.
+    EXEC_SURVIVOR.store(NO_EXEC, Ordering::Release);
+}
+
+/// `Services::exec_restart` on the target: the caller becomes the main
+/// thread (tid = pid, the app's `main` state, reset) and [`on_syscall`]
+/// returns to `pc`/`sp` with zeroed registers. From another thread, its
+/// own pending signals move to the main thread (the process's stay).
+///
+/// Not done here (the signal module's part): the caller's alternate
+/// signal stack is not cleared when it already is the main thread.
+fn exec_restart(pc: u64, sp: u64, sigmask: u64) {
+    let Some(app) = APP.get() else {
+        return;
+    };
+    let main = app.main.clone();
+    let old = current_thread(app);
+    main.set_sigmask(sigmask);
+    main.set_robust_list(0, 0);
+    main.set_clear_child_tid(0);
+    if old.tid() != main.tid() {
+        use super::signal;
+        // A tid no thread has: its pending set is the process's alone.
+        const NOBODY: u32 = u32::MAX;
+        let shared = signal::pending(NOBODY);
+        signal::forget(NOBODY);
+        let own = signal::pending(old.tid()) & !shared;
+        // The old tid's alternate stack and frame state go with it.
+        signal::forget(old.tid());
+        unregister_current();
+        register_current(main.clone());
+        for sig in 1..=super::process::NSIG {
+            if own & (1 << (sig - 1)) != 0 {
+                let info = signal::Info {
+                    signo: sig as i32,
+                    ..Default::default()
+                };
+                signal::queue(&app.task, &main, info);
+            }
+        }
+    }
+    arch::user::set_tls(0);
+    let id = crate::sched::current().id;
+    let regs = UserRegs::new(pc as usize, sp as usize);
+    arch::cpu::without_interrupts(|| *RESTART.lock() = Some((id, regs)));
 }
 
 // ---- starting ----
@@ -617,19 +812,16 @@ pub fn start(
     let files = FdTable::with_stdio(&vfs)
         .map_err(|e| StartError::Kernel(alloc::format!("no /dev/console: {e}")))?;
     let fs = FsState::new(vfs);
-    let mut cmdline = Vec::new();
-    for a in &argv {
-        cmdline.extend_from_slice(a.as_bytes());
-        cmdline.push(0);
-    }
     let main = Arc::new(ThreadState::new(PID));
     let first = main.clone();
+    let task = Task::new(memory, &SERVICES, &path);
+    task.set_cmdline(&argv_b);
+    exec::set_hwcap(hwcap());
     APP.call_once(|| App {
-        task: Task::new(memory, &SERVICES, &path),
+        task,
         main,
         files,
         fs,
-        cmdline,
     });
     println!(
         "app: exec path={path} entry={:#x} sp={:#x} bias={:#x} interp={} strace={}",
@@ -643,7 +835,7 @@ pub fn start(
     );
     arch::user::set_hooks(&HOOKS);
     let (pc, sp) = (started.pc as usize, started.sp as usize);
-    crate::sched::spawn(
+    let app_thread = crate::sched::spawn(
         "app",
         move || {
             register_current(first);
@@ -651,7 +843,24 @@ pub fn start(
         },
         None,
     )
-    .map_err(|e| StartError::Kernel(alloc::format!("cannot spawn the app thread: {e:?}")))
+    .map_err(|e| StartError::Kernel(alloc::format!("cannot spawn the app thread: {e:?}")))?;
+    set_leader(app_thread);
+    // What the caller joins: ends when the main thread does, following
+    // the main thread across an execve from another thread.
+    crate::sched::spawn(
+        "app-wait",
+        || loop {
+            let Some(joined) = leader() else {
+                return;
+            };
+            crate::sched::join(&joined);
+            if leader().is_some_and(|l| l.id == joined.id) {
+                return;
+            }
+        },
+        None,
+    )
+    .map_err(|e| StartError::Kernel(alloc::format!("cannot spawn the app waiter: {e:?}")))
 }
 
 /// Sources for procfs, read from the running app.
@@ -682,17 +891,13 @@ pub fn proc_sources() -> crate::fs::procfs::ProcSources {
                 vm_rss_kb: 0,
             },
         },
-        exe: || {
-            app()
-                .map(|a| String::from(a.task.exe()))
-                .unwrap_or_default()
-        },
+        exe: || app().map(|a| a.task.exe()).unwrap_or_default(),
         cwd: || {
             app()
                 .map(|a| a.fs.cwd().1)
                 .unwrap_or_else(|| String::from("/"))
         },
-        cmdline: || app().map(|a| a.cmdline.clone()).unwrap_or_default(),
+        cmdline: || app().map(|a| a.task.cmdline()).unwrap_or_default(),
         maps: || app().map(|a| a.task.memory().maps()).unwrap_or_default(),
         fds: || app().map(|a| a.files.paths()).unwrap_or_default(),
         cpus: || CpuInfo {

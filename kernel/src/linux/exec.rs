@@ -7,6 +7,8 @@
 //!
 //! Arch-neutral and host-tested: the target hands in the page tables
 //! ([`super::memory::Pages`]), the file bytes and the random numbers.
+//! The system calls themselves are in [`call`], the argument copying and
+//! `#!` parsing in [`args`].
 
 use super::memory::{Memory, Pages};
 use super::process::STACK_SIZE;
@@ -16,11 +18,18 @@ use crate::loader::stack::{self, StackError, StackSpec};
 use crate::mm::vma::{AddressSpace, Backing, Placement, Prot, Vma, PAGE};
 use alloc::boxed::Box;
 use alloc::string::String;
+use alloc::vec;
 use core::fmt;
 
-// `execve`/`execveat` (being written).
+pub mod args;
+pub mod call;
+
+pub use call::set_hwcap;
+
 crate::syscall_table! {
     pub static ENTRIES: [dyn super::Ctx] = {
+        execve(Str, Hex, Hex) => call::sys_execve;
+        execveat(DirFd, Str, Hex, Hex, Hex) => call::sys_execveat;
     }
 }
 
@@ -244,15 +253,28 @@ pub fn load(
     pages: Box<dyn Pages>,
     rnd: &mut dyn FnMut() -> u64,
 ) -> Result<(Memory, Started), ExecError> {
+    let limit = prog.machine.user_limit();
+    let mem = Memory::new(AddressSpace::new(PAGE * 16..limit, limit, limit), pages);
+    let started = load_into(prog, &mem, rnd)?;
+    Ok((mem, started))
+}
+
+/// [`load`] into an existing memory, which is emptied first (`execve`:
+/// the old program's mappings all go, then the new one is built exactly
+/// as at boot, with a fresh random layout).
+pub fn load_into(
+    prog: &Program,
+    mem: &Memory,
+    rnd: &mut dyn FnMut() -> u64,
+) -> Result<Started, ExecError> {
     let plan = &prog.exe.plan;
     let lay = layout(prog.machine, plan, rnd);
-    let space = AddressSpace::new(
+    mem.reset(AddressSpace::new(
         PAGE * 16..prog.machine.user_limit(),
         lay.mmap_base,
         lay.brk_start,
-    );
-    let mem = Memory::new(space, pages);
-    map_image(&mem, &prog.exe, lay.bias)?;
+    ));
+    map_image(mem, &prog.exe, lay.bias)?;
 
     let mut interp_base = None;
     let mut pc = lay.bias + plan.entry;
@@ -275,7 +297,7 @@ pub fn load(
             ElfKind::Dyn => base - ip.plan.span.start,
             ElfKind::Exec => 0,
         };
-        map_image(&mem, ip, ibias)?;
+        map_image(mem, ip, ibias)?;
         interp_base = Some(ibias);
         pc = ibias + ip.plan.entry;
     }
@@ -291,7 +313,9 @@ pub fn load(
         (hw, hw2) = (a, b);
     }
     let phdr = plan.phdr.map_or(0, |p| p + lay.bias);
-    let auxv = [
+    // The vDSO and its clock page ([vvar], [vdso]), for AT_SYSINFO_EHDR.
+    let vdso = super::vdso::install(mem, prog.machine, rnd)?;
+    let mut auxv = vec![
         (stack::AT_PHDR, phdr),
         (stack::AT_PHENT, u64::from(plan.phent)),
         (stack::AT_PHNUM, u64::from(plan.phnum)),
@@ -308,6 +332,9 @@ pub fn load(
         (stack::AT_HWCAP, hw),
         (stack::AT_HWCAP2, hw2),
     ];
+    if let Some(base) = vdso {
+        auxv.push((stack::AT_SYSINFO_EHDR, base));
+    }
     let spec = StackSpec {
         argv: prog.argv,
         envp: prog.envp,
@@ -331,15 +358,12 @@ pub fn load(
         init.sp - stack_bottom,
         &init.bytes,
     )?;
-    Ok((
-        mem,
-        Started {
-            pc,
-            sp: init.sp,
-            layout: lay,
-            interp_base,
-        },
-    ))
+    Ok(Started {
+        pc,
+        sp: init.sp,
+        layout: lay,
+        interp_base,
+    })
 }
 
 #[cfg(test)]

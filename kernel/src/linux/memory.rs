@@ -123,6 +123,20 @@ impl Memory {
         f(space, pages.as_mut())
     }
 
+    /// `execve`: unmaps everything (every mapping, the heap, thread
+    /// stacks; frames are freed only after the TLB shootdown the
+    /// [`Pages`] does) and starts over with the empty `space`.
+    pub fn reset(&self, space: AddressSpace) {
+        self.with(|old, pages| {
+            let lo = old.areas().map(|v| v.range.start).min();
+            let hi = old.areas().map(|v| v.range.end).max();
+            if let (Some(lo), Some(hi)) = (lo, hi) {
+                release(pages, &(lo..hi));
+            }
+            *old = space;
+        });
+    }
+
     /// `/proc/self/maps`.
     pub fn maps(&self) -> String {
         self.inner.lock().space.maps()

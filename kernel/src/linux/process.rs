@@ -11,6 +11,7 @@
 use super::memory::Memory;
 use crate::errno::{Errno, KResult};
 use alloc::string::String;
+use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 /// The app's process id (and its main thread's id).
@@ -70,14 +71,30 @@ pub trait Services: Sync {
     fn exit_group(&self, status: u8);
     /// Whether `--strace` is on.
     fn tracing(&self) -> bool;
+
+    // `execve` (see `exec`): the two steps around the new image that only
+    // the target can take. Single-threaded fakes keep the defaults.
+
+    /// Ends every other thread of the process and returns once none of
+    /// them runs any more (their user memory may then be unmapped).
+    fn end_other_threads(&self) {}
+    /// After the new image is mapped: the calling thread becomes the
+    /// process's main thread (tid = pid) with signal mask `sigmask`, its
+    /// pending signals kept, and, when the current system call returns,
+    /// resumes in user mode at `pc` with stack `sp`, every other register
+    /// zero and the TLS register 0.
+    fn exec_restart(&self, _pc: u64, _sp: u64, _sigmask: u64) {}
 }
 
 /// What every thread of the app shares.
 pub struct Task {
     memory: Memory,
     services: &'static dyn Services,
-    /// The executable's absolute path (`/proc/self/exe`, `AT_EXECFN`).
-    exe: String,
+    /// The executable's absolute path (`/proc/self/exe`); `execve`
+    /// replaces it.
+    exe: spin::Mutex<String>,
+    /// argv as `/proc/self/cmdline` shows it (NUL-terminated strings).
+    cmdline: spin::Mutex<Vec<u8>>,
     /// `comm` (`PR_SET_NAME`), 15 bytes and a NUL at most.
     name: spin::Mutex<[u8; 16]>,
     limits: spin::Mutex<[(u64, u64); RLIM_NLIMITS]>,
@@ -92,15 +109,12 @@ pub struct Task {
 
 impl Task {
     pub fn new(memory: Memory, services: &'static dyn Services, exe: &str) -> Self {
-        let mut name = [0u8; 16];
-        let base = exe.rsplit('/').next().unwrap_or(exe).as_bytes();
-        let n = base.len().min(15);
-        name[..n].copy_from_slice(&base[..n]);
         Task {
             memory,
             services,
-            exe: String::from(exe),
-            name: spin::Mutex::new(name),
+            exe: spin::Mutex::new(String::from(exe)),
+            cmdline: spin::Mutex::new(Vec::new()),
+            name: spin::Mutex::new(comm_of(exe)),
             limits: spin::Mutex::new(default_limits()),
             actions: spin::Mutex::new([[0; 32]; NSIG]),
             started_ns: AtomicU64::new(services.monotonic_ns()),
@@ -138,8 +152,42 @@ impl Task {
         self.services
     }
 
-    pub fn exe(&self) -> &str {
-        &self.exe
+    /// The executable's absolute path.
+    pub fn exe(&self) -> String {
+        self.exe.lock().clone()
+    }
+
+    /// `/proc/self/cmdline`: each argument NUL-terminated.
+    pub fn cmdline(&self) -> Vec<u8> {
+        self.cmdline.lock().clone()
+    }
+
+    pub fn set_cmdline(&self, argv: &[&[u8]]) {
+        let mut c = Vec::with_capacity(argv.iter().map(|a| a.len() + 1).sum());
+        for a in argv {
+            c.extend_from_slice(a);
+            c.push(0);
+        }
+        *self.cmdline.lock() = c;
+    }
+
+    /// `execve` succeeded: a new executable, and `comm` the base name of
+    /// `name` (truncated to 15 bytes, as Linux's `__set_task_comm`).
+    pub fn set_exe(&self, exe: &str, name: &str) {
+        *self.exe.lock() = String::from(exe);
+        *self.name.lock() = comm_of(name);
+    }
+
+    /// `execve`: handled signals go back to `SIG_DFL` (their mask and
+    /// flags cleared); ignored and default ones stay as they are.
+    pub fn reset_handlers(&self) {
+        const SIG_IGN: u64 = 1;
+        for a in self.actions.lock().iter_mut() {
+            let handler = u64::from_le_bytes(a[..8].try_into().expect("8 bytes"));
+            if handler > SIG_IGN {
+                *a = [0; 32];
+            }
+        }
     }
 
     pub fn pid(&self) -> u32 {
@@ -191,6 +239,15 @@ impl Task {
     pub fn started_ns(&self) -> u64 {
         self.started_ns.load(Ordering::Relaxed)
     }
+}
+
+/// `comm` of an executable path: its last component, 15 bytes at most.
+fn comm_of(exe: &str) -> [u8; 16] {
+    let mut name = [0u8; 16];
+    let base = exe.rsplit('/').next().unwrap_or(exe).as_bytes();
+    let n = base.len().min(15);
+    name[..n].copy_from_slice(&base[..n]);
+    name
 }
 
 /// One thread's Linux state.
@@ -294,6 +351,8 @@ pub mod fake {
         pub exited: spin::Mutex<Option<u8>>,
         pub tls: AtomicU64,
         pub seeded: AtomicBool,
+        /// The last `exec_restart`: (pc, sp, sigmask).
+        pub restarted: spin::Mutex<Option<(u64, u64, u64)>>,
     }
 
     impl Services for FakeServices {
@@ -331,6 +390,9 @@ pub mod fake {
         fn tracing(&self) -> bool {
             false
         }
+        fn exec_restart(&self, pc: u64, sp: u64, sigmask: u64) {
+            *self.restarted.lock() = Some((pc, sp, sigmask));
+        }
     }
 
     pub const TOP: u64 = 0x7fff_ffff_f000;
@@ -359,6 +421,7 @@ pub mod fake {
                 exited: spin::Mutex::new(None),
                 tls: AtomicU64::new(0),
                 seeded: AtomicBool::new(true),
+                restarted: spin::Mutex::new(None),
             }));
             let pages = SharedPages::default();
             let space = AddressSpace::new(0x1_0000..TOP, 0x7f00_0000_0000, 0x5555_5600_0000);
@@ -513,5 +576,39 @@ pub mod fake {
             ));
             Ok(0)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fake::FakeCtx;
+
+    fn action(handler: u64, flags: u64) -> super::SigAction {
+        let mut a = [0u8; 32];
+        a[..8].copy_from_slice(&handler.to_le_bytes());
+        a[8..16].copy_from_slice(&flags.to_le_bytes());
+        a[24..].copy_from_slice(&0xffu64.to_le_bytes());
+        a
+    }
+
+    #[test]
+    fn exec_resets_handlers_keeps_ignored_renames() {
+        let ctx = FakeCtx::new();
+        let t = &ctx.task;
+        t.set_action(10, action(0x40_1000, 4));
+        t.set_action(12, action(1, 0));
+        t.set_action(2, action(0, 0));
+        t.reset_handlers();
+        assert_eq!(t.action(10), [0; 32], "handled: back to SIG_DFL");
+        assert_eq!(t.action(12), action(1, 0), "ignored stays ignored");
+        assert_eq!(t.action(2), action(0, 0));
+        t.set_name(b"renamed");
+        t.set_exe("/usr/bin/busybox", "/proc/self/exe");
+        assert_eq!(t.exe(), "/usr/bin/busybox");
+        assert_eq!(&t.name()[..4], b"exe\0");
+        t.set_exe("/a", "a-very-long-program-name");
+        assert_eq!(&t.name(), b"a-very-long-pro\0");
+        t.set_cmdline(&[b"a", b"", b"b c"]);
+        assert_eq!(t.cmdline(), b"a\0\0b c\0");
     }
 }

@@ -340,14 +340,8 @@ fn fuzz(rounds: usize) {
     }
 }
 
+/// The bar: 10^6 mutated inputs (about 1.5 s), every run.
 #[test]
 fn mutated_headers_never_panic() {
-    fuzz(100_000);
-}
-
-/// The bar: 10^6 inputs. `cargo test -p skiff-kernel -- --ignored`.
-#[test]
-#[ignore]
-fn mutated_headers_never_panic_million() {
     fuzz(1_000_000);
 }

@@ -169,3 +169,52 @@ fn malformed_program_is_an_elf_error_naming_the_path() {
         .unwrap();
     assert_eq!(e.to_string(), "/bin/bad: not an ELF file (bad magic)");
 }
+
+#[test]
+fn load_into_replaces_the_whole_address_space() {
+    let bytes = std::fs::read(std::env::current_exe().unwrap()).unwrap();
+    let prog = |argv: &'static [&'static [u8]]| Program {
+        exe: Image::parse("/bin/test", 1, 2, &bytes, host_machine()).unwrap(),
+        interp: None,
+        argv,
+        envp: &[],
+        execfn: "/bin/test",
+        machine: host_machine(),
+        hwcap: None,
+    };
+    let pages = SharedPages::default();
+    let (mem, first) = load(
+        &prog(&[b"one"]),
+        Box::new(pages.clone()),
+        &mut counter_rnd(1),
+    )
+    .unwrap();
+    // The old program's heap, an mmap and a touched page of each.
+    let brk = mem.brk();
+    assert_eq!(mem.set_brk(brk + 3 * PAGE), brk + 3 * PAGE);
+    mem.fault(brk, skiff_arch_api::Access::Write, false)
+        .unwrap();
+    let anon = Vma {
+        range: 0..0,
+        prot: Prot::RW,
+        shared: false,
+        backing: Backing::Anonymous,
+        name: None,
+    };
+    let extra = mem
+        .map_filled(Placement::Hint(0), 4 * PAGE, anon, 0, b"old data")
+        .unwrap();
+    let second = load_into(&prog(&[b"two", b"args"]), &mem, &mut counter_rnd(2)).unwrap();
+    assert_ne!(first.layout, second.layout, "a fresh random layout");
+    // Nothing of the old program is left: neither its mapping nor its
+    // heap, and every page present belongs to the new map.
+    assert!(mem.with(|s, _| s.find(extra).is_none()));
+    assert!(!pages.is_mapped(extra));
+    assert_eq!(mem.brk(), second.layout.brk_start);
+    let present: Vec<u64> = pages.0.lock().pages.keys().copied().collect();
+    for va in present {
+        assert!(mem.with(|s, _| s.find(va).is_some()), "stray page {va:#x}");
+    }
+    assert_eq!(mem.maps().matches("[stack]").count(), 1);
+    assert_eq!(word(&pages, second.sp), 2, "the new argc");
+}
