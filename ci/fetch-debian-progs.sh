@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Downloads the unmodified Debian programs of the Linux conformance suite
 # (tests/linux/suite.toml, `[[debian]]`) and the libraries they load, for
-# one arch, and unpacks them into build/debian/<arch>/root. That root is
+# one arch (and, for arm64, musl-dev to build the musl C variant against),
+# and unpacks them into build/debian/<arch>/root. That root is
 # both the --sysroot the programs are packed from and the root of the
 # reference runs on Linux. Cached: a second run with the same package list
 # does nothing.
@@ -31,9 +32,13 @@ pkgs=(
     libc6 libgcc-s1
     busybox-static
     sqlite3 libsqlite3-0 libreadline8 libtinfo6 zlib1g
-    python3.11-minimal libpython3.11-minimal libpython3.11-stdlib
+    python3-minimal python3.11-minimal libpython3.11-minimal libpython3.11-stdlib
     libexpat1 libssl3 libffi8 libbz2-1.0 liblzma5
 )
+# The suite's aarch64/musl-static-pie C variant links against Debian's arm64
+# musl (headers, crt files, libc.a) with the glibc cross compiler: Debian's
+# musl-tools (musl-gcc) exists for amd64 only.
+if [ "$arch" = aarch64 ]; then pkgs+=(musl musl-dev); fi
 
 dir="build/debian/$arch"
 debs="$dir/debs"

@@ -2,8 +2,9 @@
 # Installs what building and testing Skiff needs on Debian bookworm (or
 # newer) and Ubuntu: QEMU (x86 + arm; bookworm-backports' 10.x when
 # available, else the release's own), dtc, the C toolchains, sysroot and
-# qemu-user of the Linux conformance suite, the pinned Rust toolchain and
-# its kernel targets, and
+# qemu-user of the Linux conformance suite, the pinned Rust toolchain with
+# its kernel targets and the Linux targets of the suite's Rust programs,
+# and
 # the Xen hypervisor package for the xen-aarch64 board (optional: without it
 # that board's test reports SKIP).
 #
@@ -71,6 +72,11 @@ qemu-system-aarch64 --version | head -1
 echo "setup: rust toolchain"
 rustup toolchain install 2>/dev/null || true
 rustup show
+# The Linux suite's Rust std programs (tests/linux/rust): glibc and musl
+# targets of both arches, for the pinned toolchain (run here, in the
+# checkout, so rust-toolchain.toml picks it).
+rustup target add x86_64-unknown-linux-gnu x86_64-unknown-linux-musl \
+    aarch64-unknown-linux-gnu aarch64-unknown-linux-musl
 
 # The unmodified Debian programs of the conformance suite (busybox, sqlite3,
 # python3.11 and their libraries) for both arches, cached in build/debian.

@@ -409,7 +409,7 @@ pub fn pack(req: &Request) -> Result<Packed, AppError> {
         .argv
         .split_first()
         .ok_or_else(|| AppError::BadEnv("no program given".into()))?;
-    let host = resolve_program(typed)?;
+    let host = resolve_program(typed, &req.sysroot)?;
     let data = std::fs::read(&host).map_err(io(&host))?;
     let info: ElfInfo =
         elfinfo::inspect(&data, req.arch).map_err(|source| AppError::NotRunnable {
@@ -509,9 +509,21 @@ pub fn pack(req: &Request) -> Result<Packed, AppError> {
     })
 }
 
-/// PROGRAM as a host file: a path if it has a slash, else found in PATH
-/// (as a shell would).
-fn resolve_program(typed: &str) -> Result<PathBuf, AppError> {
+/// PROGRAM as a host file: an absolute path that exists inside the root
+/// (`--sysroot`) is the root's file, so `--arch aarch64 --sysroot ROOT --
+/// /usr/bin/python3` runs ROOT's python3 at its path; any other path with a
+/// slash as it is; a bare name is found in the host's PATH.
+fn resolve_program(typed: &str, sysroot: &Path) -> Result<PathBuf, AppError> {
+    if typed.starts_with('/') && sysroot != Path::new("/") {
+        // Through the root's canonical path (the placement rule strips it),
+        // but not the file's own links: /usr/bin/python3 stays python3.
+        if let Ok(root) = std::fs::canonicalize(sysroot) {
+            let in_root = root.join(typed.trim_start_matches('/'));
+            if in_root.is_file() {
+                return Ok(in_root);
+            }
+        }
+    }
     if typed.contains('/') {
         return Ok(PathBuf::from(typed));
     }
@@ -778,6 +790,59 @@ mod tests {
                 assert!(p.is_some_and(|p| p < i), "{parent} not before {n}");
             }
         }
+    }
+
+    #[test]
+    fn absolute_program_comes_from_the_root_first() {
+        use crate::elfinfo::tests::fake_elf;
+        use crate::sysroot::tests::{put, TempDir};
+        use object::elf;
+        let t = TempDir::new("from-root");
+        let r = &t.0;
+        let prog = fake_elf(elf::EM_AARCH64, elf::ET_EXEC, None, &[], None);
+        put(r, "/usr/bin/python3.11", &prog);
+        std::os::unix::fs::symlink("python3.11", r.join("usr/bin/python3")).unwrap();
+        let argv = vec![
+            "/usr/bin/python3".to_string(),
+            "-c".into(),
+            "print(42)".into(),
+        ];
+        let cwd = std::env::current_dir().unwrap();
+        let up = "../".repeat(cwd.components().count() - 1);
+        let relative = PathBuf::from(format!(
+            "{up}{}",
+            r.display().to_string().trim_start_matches('/')
+        ));
+        assert!(relative.is_relative() && relative.is_dir());
+        let packed = pack(&Request {
+            arch: Arch::Aarch64,
+            // A relative root (`--sysroot build/debian/...`).
+            sysroot: relative,
+            argv: &argv,
+            env: &[],
+            adds: &[],
+            strace: false,
+        })
+        .unwrap();
+        assert_eq!(packed.launch.path, "/usr/bin/python3");
+        let entries = cpio_entries(&packed.initrd);
+        let link = entries.iter().find(|e| e.0 == "usr/bin/python3").unwrap();
+        assert_eq!(
+            (link.1 & 0o170000, &link.2[..]),
+            (cpio::S_IFLNK, &b"python3.11"[..])
+        );
+        assert!(entries
+            .iter()
+            .any(|e| e.0 == "usr/bin/python3.11" && e.2 == prog));
+        // Not in the root: the host path (here missing) as typed.
+        assert_eq!(
+            resolve_program("/no/such/prog", r).unwrap(),
+            PathBuf::from("/no/such/prog")
+        );
+        assert_eq!(
+            resolve_program("/usr/bin/python3", Path::new("/")).unwrap(),
+            PathBuf::from("/usr/bin/python3")
+        );
     }
 
     #[test]

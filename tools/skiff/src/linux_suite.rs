@@ -38,6 +38,10 @@ const GUEST_SMP: u32 = 2;
 #[serde(deny_unknown_fields)]
 pub struct Suite {
     pub program: Vec<Program>,
+    /// Rust std programs (`tests/linux/rust/src/bin/NAME.rs`), built with
+    /// the [`Variant::RUST`] variants.
+    #[serde(default)]
+    pub rust: Vec<Program>,
     /// Unmodified Debian programs (`ci/fetch-debian-progs.sh`).
     #[serde(default)]
     pub debian: Vec<DebProgram>,
@@ -64,6 +68,50 @@ pub struct DebProgram {
     /// `ARCH/debian` globs, as for [`Program::known_failing`].
     #[serde(default)]
     pub known_failing: Vec<String>,
+    /// A shell pipeline (`sh -c`, on the host) that the stdout of both the
+    /// reference and Skiff's run goes through before they are compared,
+    /// for output that differs between the host tree and the image (owners,
+    /// dates, link counts). Placeholders expand per side: `{tests}` is the
+    /// host's scripts directory for the reference, `/skiff-tests` for Skiff.
+    #[serde(default)]
+    pub stdout_filter: Option<String>,
+}
+
+/// Passes `out`'s stdout through `sh -c FILTER`; the filter must exit 0.
+pub fn filter_stdout(filter: &str, out: Observed) -> Result<Observed, String> {
+    use std::io::Write;
+    let mut child = Command::new("/bin/sh")
+        .args(["-c", filter])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("stdout_filter: cannot start /bin/sh: {e}"))?;
+    let mut input = out.stdout.join("\n");
+    if !input.is_empty() {
+        input.push('\n');
+    }
+    let mut stdin = child.stdin.take().ok_or("stdout_filter: no stdin pipe")?;
+    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
+    let output = child
+        .wait_with_output()
+        .map_err(|e| format!("stdout_filter: {e}"))?;
+    // A filter that stops reading early (`head`) is fine: EPIPE is ignored.
+    let _ = writer.join();
+    if !output.status.success() {
+        return Err(format!(
+            "stdout_filter {filter:?} failed ({}): {}",
+            output.status,
+            first_lines(&output.stderr, 3)
+        ));
+    }
+    Ok(Observed {
+        stdout: String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect(),
+        status: out.status,
+    })
 }
 
 /// Where the scripts of the Debian cases are in the image.
@@ -96,7 +144,7 @@ pub struct Program {
 }
 
 /// How a test program is built.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Variant {
     GlibcStatic,
     GlibcStaticPie,
@@ -104,10 +152,22 @@ pub enum Variant {
     MuslStatic,
     MuslStaticPie,
     MuslDynamic,
+    /// A Rust std program for `<arch>-unknown-linux-gnu` (glibc, dynamic).
+    RustGnu,
+    /// A Rust std program for `<arch>-unknown-linux-musl` (static; static-pie
+    /// where the target makes one, x86_64).
+    RustMusl,
 }
 
+/// Where Debian's arm64 musl (`musl-dev:arm64`, unpacked into the Debian
+/// root by `ci/fetch-debian-progs.sh aarch64`) has its crt files and libc.a.
+const ARM64_MUSL_LIB: &str = "usr/lib/aarch64-linux-musl";
+/// ... and its headers.
+const ARM64_MUSL_INCLUDE: &str = "usr/include/aarch64-linux-musl";
+
 impl Variant {
-    pub const ALL: [Variant; 6] = [
+    /// The variants of the C programs (`[[program]]`).
+    pub const C: [Variant; 6] = [
         Variant::GlibcStatic,
         Variant::GlibcStaticPie,
         Variant::GlibcDynamic,
@@ -115,6 +175,8 @@ impl Variant {
         Variant::MuslStaticPie,
         Variant::MuslDynamic,
     ];
+    /// The variants of the Rust programs (`[[rust]]`).
+    pub const RUST: [Variant; 2] = [Variant::RustGnu, Variant::RustMusl];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -124,6 +186,8 @@ impl Variant {
             Variant::MuslStatic => "musl-static",
             Variant::MuslStaticPie => "musl-static-pie",
             Variant::MuslDynamic => "musl-dynamic",
+            Variant::RustGnu => "rust-gnu",
+            Variant::RustMusl => "rust-musl",
         }
     }
 
@@ -134,53 +198,153 @@ impl Variant {
         )
     }
 
-    /// The compiler and the Debian package that has it; `None` when the
-    /// variant does not exist for `arch` (Debian's musl-tools is x86_64 only).
+    pub fn is_rust(self) -> bool {
+        matches!(self, Variant::RustGnu | Variant::RustMusl)
+    }
+
+    /// The Rust target triple of a Rust variant.
+    pub fn rust_target(self, arch: Arch) -> Option<String> {
+        let libc = match self {
+            Variant::RustGnu => "gnu",
+            Variant::RustMusl => "musl",
+            _ => return None,
+        };
+        Some(format!("{}-unknown-linux-{libc}", arch.name()))
+    }
+
+    /// The C compiler (the linker, for Rust) and the Debian package that
+    /// has it; `None` when the variant does not exist for `arch`: Debian's
+    /// musl-tools is x86_64 only, so arm64 musl is only static-pie, built
+    /// with the glibc cross compiler against the unpacked `musl-dev:arm64`.
     pub fn compiler(self, arch: Arch) -> Option<(&'static str, &'static str)> {
-        match (arch, self.musl()) {
-            (Arch::X86_64, false) if Arch::host() == Some(Arch::X86_64) => Some(("gcc", "gcc")),
-            (Arch::X86_64, false) => Some(("x86_64-linux-gnu-gcc", "gcc-x86-64-linux-gnu")),
-            (Arch::X86_64, true) => Some(("musl-gcc", "musl-tools")),
-            (Arch::Aarch64, false) if Arch::host() == Some(Arch::Aarch64) => Some(("gcc", "gcc")),
-            (Arch::Aarch64, false) => Some(("aarch64-linux-gnu-gcc", "gcc-aarch64-linux-gnu")),
-            (Arch::Aarch64, true) => None,
+        let gcc = match arch {
+            a if Arch::host() == Some(a) => ("gcc", "gcc"),
+            Arch::X86_64 => ("x86_64-linux-gnu-gcc", "gcc-x86-64-linux-gnu"),
+            Arch::Aarch64 => ("aarch64-linux-gnu-gcc", "gcc-aarch64-linux-gnu"),
+        };
+        match (arch, self) {
+            (_, Variant::RustGnu | Variant::RustMusl) => Some(gcc),
+            (Arch::X86_64, v) if v.musl() => Some(("musl-gcc", "musl-tools")),
+            (Arch::Aarch64, Variant::MuslStaticPie) => Some(gcc),
+            (Arch::Aarch64, v) if v.musl() => None,
+            _ => Some(gcc),
         }
     }
 
-    /// Compiler flags for this variant (after the sources).
-    fn flags(self, cc: &str) -> Vec<String> {
+    /// Compiler flags for this variant: before the source and after it.
+    /// `deb_root` is the arch's Debian root (arm64 musl lives there).
+    fn flags(self, arch: Arch, cc: &str, deb_root: &Path) -> (Vec<String>, Vec<String>) {
         let s = |x: &str| x.to_string();
-        match self {
-            Variant::GlibcStatic | Variant::MuslStatic => vec![s("-static")],
-            Variant::GlibcStaticPie => vec![s("-static-pie")],
-            Variant::GlibcDynamic | Variant::MuslDynamic => vec![],
-            Variant::MuslStaticPie => {
+        let gcc_file = |name: &str| {
+            Command::new(cc)
+                .arg(format!("-print-file-name={name}"))
+                .output()
+                .ok()
+                .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+                .unwrap_or_else(|| name.to_string())
+        };
+        match (self, arch) {
+            (Variant::GlibcStatic | Variant::MuslStatic, _) => (vec![], vec![s("-static")]),
+            (Variant::GlibcStaticPie, _) => (vec![], vec![s("-static-pie")]),
+            (Variant::MuslStaticPie, Arch::X86_64) => {
                 // Debian's musl-gcc specs always name the dynamic loader and
                 // Scrt1.o; a static PIE needs rcrt1.o and no PT_INTERP.
                 let lib = "/usr/lib/x86_64-linux-musl";
-                let crt = |name: &str| {
-                    Command::new(cc)
-                        .arg(format!("-print-file-name={name}"))
-                        .output()
-                        .ok()
-                        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-                        .unwrap_or_else(|| name.to_string())
-                };
-                vec![
+                let post = vec![
                     s("-fPIE"),
                     s("-static"),
                     s("-nostartfiles"),
                     format!("{lib}/rcrt1.o"),
                     format!("{lib}/crti.o"),
-                    crt("crtbeginS.o"),
-                    crt("crtendS.o"),
+                    gcc_file("crtbeginS.o"),
+                    gcc_file("crtendS.o"),
                     format!("{lib}/crtn.o"),
                     s("-Wl,-pie,--no-dynamic-linker,-z,text"),
-                ]
+                ];
+                (vec![], post)
             }
+            (Variant::MuslStaticPie, Arch::Aarch64) => {
+                // The glibc cross compiler with musl's headers, crt files
+                // and libc.a instead of its own (what musl-gcc's specs do).
+                let lib = deb_root.join(ARM64_MUSL_LIB);
+                let f = |name: &str| lib.join(name).display().to_string();
+                let pre = vec![
+                    s("-nostdinc"),
+                    s("-isystem"),
+                    deb_root.join(ARM64_MUSL_INCLUDE).display().to_string(),
+                    s("-isystem"),
+                    gcc_file("include"),
+                    s("-fPIE"),
+                    s("-nostdlib"),
+                    s("-static"),
+                    s("-Wl,-pie,--no-dynamic-linker,-z,text"),
+                    f("rcrt1.o"),
+                    f("crti.o"),
+                    gcc_file("crtbeginS.o"),
+                ];
+                let post = vec![
+                    f("libc.a"),
+                    gcc_file("libgcc.a"),
+                    gcc_file("crtendS.o"),
+                    f("crtn.o"),
+                ];
+                (pre, post)
+            }
+            _ => (vec![], vec![]),
         }
     }
+
+    /// Why this variant cannot be built here (a tool or library missing,
+    /// with the command that installs it), or `None`.
+    fn missing(self, arch: Arch, root: &Path) -> Option<String> {
+        let Some((cc, package)) = self.compiler(arch) else {
+            return Some("variant not available for this arch".into());
+        };
+        if qemu::find_in_path(cc).is_none() {
+            return Some(format!(
+                "`{cc}` not installed (apt-get install {package}; ci/setup.sh does it)"
+            ));
+        }
+        if self == Variant::MuslStaticPie && arch == Arch::Aarch64 {
+            let lib = debian_root(root, arch).join(ARM64_MUSL_LIB);
+            if !lib.join("libc.a").is_file() {
+                return Some(format!(
+                    "{} missing (ci/fetch-debian-progs.sh aarch64 unpacks musl-dev:arm64)",
+                    lib.display()
+                ));
+            }
+        }
+        if let Some(target) = self.rust_target(arch) {
+            if !rust_target_installed(root, &target) {
+                return Some(format!(
+                    "Rust target {target} not installed (rustup target add {target}; ci/setup.sh does it)"
+                ));
+            }
+        }
+        None
+    }
 }
+
+/// Whether the pinned toolchain has the standard library for `target`.
+fn rust_target_installed(root: &Path, target: &str) -> bool {
+    Command::new("rustc")
+        .args(["--print", "sysroot"])
+        .current_dir(root.join(RUST_DIR))
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| {
+            Path::new(String::from_utf8_lossy(&o.stdout).trim())
+                .join("lib/rustlib")
+                .join(target)
+                .join("lib")
+                .is_dir()
+        })
+        .unwrap_or(false)
+}
+
+/// The cargo project of the Rust programs (its own workspace).
+const RUST_DIR: &str = "tests/linux/rust";
 
 /// One case: a program, a variant, an arch.
 #[derive(Debug, Clone)]
@@ -299,11 +463,17 @@ fn run_captured(cmd: &mut Command, timeout: Duration) -> Result<Observed, String
 }
 
 /// Builds `case` into `out_dir` unless an up-to-date binary is there.
-fn build(root: &Path, case: &Case, out_dir: &Path) -> Result<PathBuf, String> {
+fn build(env: &Env, case: &Case) -> Result<PathBuf, String> {
+    if case.variant.is_rust() {
+        return build_rust(env, case);
+    }
+    let root = env.root;
     let (cc, _) = case.variant.compiler(case.arch).ok_or("no compiler")?;
     let src_dir = root.join("tests/linux");
     let src = src_dir.join(format!("{}.c", case.program.name));
-    let dir = out_dir.join(format!("{}-{}", case.arch, case.variant.name()));
+    let dir = env
+        .build_dir
+        .join(format!("{}-{}", case.arch, case.variant.name()));
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let out = dir.join(&case.program.name);
     let mtime = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
@@ -316,25 +486,79 @@ fn build(root: &Path, case: &Case, out_dir: &Path) -> Result<PathBuf, String> {
             return Ok(out);
         }
     }
+    let (pre, post) = case
+        .variant
+        .flags(case.arch, cc, &debian_root(root, case.arch));
     let mut cmd = Command::new(cc);
     cmd.args(["-O1", "-g", "-Wall", "-Wextra", "-Werror", "-o"])
         .arg(&out)
+        .args(pre)
         .arg(&src)
-        .args(case.variant.flags(cc))
+        .args(post)
         .arg("-pthread");
     let output = cmd.output().map_err(|e| format!("{cc}: {e}"))?;
     if !output.status.success() {
         let _ = std::fs::remove_file(&out);
-        return Err(format!(
-            "{cc} failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-                .lines()
-                .take(3)
-                .collect::<Vec<_>>()
-                .join(" | ")
-        ));
+        return Err(format!("{cc} failed: {}", first_lines(&output.stderr, 3)));
     }
     Ok(out)
+}
+
+/// The first `n` lines of a tool's stderr, on one line.
+fn first_lines(bytes: &[u8], n: usize) -> String {
+    String::from_utf8_lossy(bytes)
+        .lines()
+        .take(n)
+        .collect::<Vec<_>>()
+        .join(" | ")
+}
+
+/// Builds every Rust program for the case's target (once per target and
+/// run: cargo is incremental) in release, into
+/// `$CARGO_TARGET_DIR/skiff-linux/rust`; the case's binary.
+fn build_rust(env: &Env, case: &Case) -> Result<PathBuf, String> {
+    let target = case
+        .variant
+        .rust_target(case.arch)
+        .ok_or("not a Rust variant")?;
+    let target_dir = env.build_dir.with_file_name("rust");
+    let mut built = env.rust_builds.lock().unwrap_or_else(|e| e.into_inner());
+    if !built.contains_key(&target) {
+        let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+        cmd.args(["build", "--release", "--quiet", "--target", &target])
+            .current_dir(env.root.join(RUST_DIR))
+            .env("CARGO_TARGET_DIR", &target_dir)
+            .stdin(Stdio::null());
+        if let Some((linker, _)) = case.variant.compiler(case.arch) {
+            if Arch::host() != Some(case.arch) {
+                let var = format!(
+                    "CARGO_TARGET_{}_LINKER",
+                    target.to_uppercase().replace('-', "_")
+                );
+                cmd.env(var, linker);
+            }
+        }
+        let result = match cmd.output() {
+            Err(e) => Err(format!("cargo: {e}")),
+            Ok(o) if !o.status.success() => Err(format!(
+                "cargo build --target {target} failed: {}",
+                first_lines(&o.stderr, 4)
+            )),
+            Ok(_) => Ok(target_dir.join(&target).join("release")),
+        };
+        built.insert(target.clone(), result);
+    }
+    let dir = built[&target].clone()?;
+    let binary = dir.join(&case.program.name);
+    if binary.is_file() {
+        Ok(binary)
+    } else {
+        Err(format!(
+            "{} not built: is there {RUST_DIR}/src/bin/{}.rs?",
+            binary.display(),
+            case.program.name
+        ))
+    }
 }
 
 /// QEMU's user-mode emulator for `arch` (`qemu-user`, or the `-static`
@@ -392,6 +616,8 @@ struct Env<'a> {
     facts: HostFacts,
     build_dir: PathBuf,
     log_dir: PathBuf,
+    /// Rust builds done in this run, by target: the release directory.
+    rust_builds: Mutex<std::collections::HashMap<String, Result<PathBuf, String>>>,
 }
 
 /// Runs one case; the verdict and the report line (plus detail lines).
@@ -415,13 +641,8 @@ fn run_case(env: &Env, case: &Case) -> (Verdict, String, Vec<String>) {
     let Some((board, kernel)) = env.boards.iter().find(|(b, _)| b.arch == case.arch) else {
         return skip(format!("no board selected for {}", case.arch));
     };
-    let Some((cc, package)) = case.variant.compiler(case.arch) else {
-        return skip("variant not available for this arch".into());
-    };
-    if qemu::find_in_path(cc).is_none() {
-        return skip(format!(
-            "`{cc}` not installed (apt-get install {package}; ci/setup.sh does it)"
-        ));
+    if let Some(why) = case.variant.missing(case.arch, env.root) {
+        return skip(why);
     }
     if Arch::host() != Some(case.arch) && qemu_user(case.arch).is_none() {
         return skip(format!(
@@ -429,7 +650,7 @@ fn run_case(env: &Env, case: &Case) -> (Verdict, String, Vec<String>) {
             case.arch
         ));
     }
-    let binary = match build(env.root, case, &env.build_dir) {
+    let binary = match build(env, case) {
         Ok(b) => b,
         Err(e) => return fail(format!("build: {e}"), Vec::new()),
     };
@@ -685,12 +906,25 @@ fn run_deb_case(env: &Env, case: &DebCase) -> (Verdict, String, Vec<String>) {
         Ok(w) => w,
         Err(e) => return fail(format!("reference on Linux: {e}")),
     };
+    let want = match &case.program.stdout_filter {
+        Some(f) => match filter_stdout(&host_side(f), want) {
+            Ok(w) => w,
+            Err(e) => return fail(format!("reference on Linux: {e}")),
+        },
+        None => want,
+    };
     let kernel = match kernel {
         Ok(k) => k,
         Err(e) => return fail(format!("kernel build: {e}")),
     };
     let slug = name.replace('/', "-");
-    let got = guest(env, board, kernel, &slug, &packed);
+    let mut got = guest(env, board, kernel, &slug, &packed);
+    if let (Some(f), Ok((observed, _, tail))) = (&case.program.stdout_filter, &mut got) {
+        match filter_stdout(&guest_side(f), observed.clone()) {
+            Ok(o) => *observed = o,
+            Err(e) => got = Err((e, std::mem::take(tail))),
+        }
+    }
     judge(&name, case.known_failing(), &want, got, started)
 }
 
@@ -814,12 +1048,15 @@ pub fn run(root: &Path, all: &[Board], args: &TestArgs) -> Vec<Verdict> {
     let cases: Vec<Case> = suite
         .program
         .iter()
-        .flat_map(|p| {
+        .map(|p| (p, &Variant::C[..]))
+        .chain(suite.rust.iter().map(|p| (p, &Variant::RUST[..])))
+        .flat_map(|(p, variants)| {
             [Arch::X86_64, Arch::Aarch64]
                 .into_iter()
                 .flat_map(move |arch| {
-                    Variant::ALL
-                        .into_iter()
+                    variants
+                        .iter()
+                        .copied()
                         .filter(move |v| v.compiler(arch).is_some())
                         .map(move |variant| Case {
                             program: p,
@@ -875,6 +1112,7 @@ pub fn run(root: &Path, all: &[Board], args: &TestArgs) -> Vec<Verdict> {
         facts: HostFacts::probe(),
         build_dir: target.join("skiff-linux/bin"),
         log_dir: target.join("skiff-linux/logs"),
+        rust_builds: Mutex::new(Default::default()),
     };
     let _ = std::fs::create_dir_all(&env.log_dir);
     eprintln!(
@@ -971,11 +1209,21 @@ mod tests {
                 p.name
             );
         }
+        assert!(suite.rust.len() >= 5);
+        for p in &suite.rust {
+            assert!(
+                root.join(RUST_DIR)
+                    .join(format!("src/bin/{}.rs", p.name))
+                    .is_file(),
+                "{}",
+                p.name
+            );
+        }
         for d in &suite.debian {
             assert!(d.program.starts_with('/'), "{}", d.name);
             for a in &d.args {
                 if let Some(rest) = a.strip_prefix("{tests}/") {
-                    assert!(root.join("tests/linux/debian").join(rest).is_file(), "{a}");
+                    assert!(root.join("tests/linux/debian").join(rest).exists(), "{a}");
                 }
             }
         }
@@ -995,6 +1243,7 @@ mod tests {
             env: vec![],
             add: vec![],
             known_failing: vec!["aarch64/*".into()],
+            stdout_filter: None,
         };
         let arm = DebCase {
             program: &p,
@@ -1010,15 +1259,123 @@ mod tests {
 
     #[test]
     fn variants_per_arch() {
-        let x86: Vec<_> = Variant::ALL
-            .iter()
-            .filter(|v| v.compiler(Arch::X86_64).is_some())
-            .collect();
-        let arm: Vec<_> = Variant::ALL
-            .iter()
-            .filter(|v| v.compiler(Arch::Aarch64).is_some())
-            .collect();
-        assert_eq!((x86.len(), arm.len()), (6, 3));
+        let names = |arch: Arch, vs: &[Variant]| -> Vec<&str> {
+            vs.iter()
+                .filter(|v| v.compiler(arch).is_some())
+                .map(|v| v.name())
+                .collect()
+        };
+        assert_eq!(names(Arch::X86_64, &Variant::C).len(), 6);
+        assert_eq!(
+            names(Arch::Aarch64, &Variant::C),
+            [
+                "glibc-static",
+                "glibc-static-pie",
+                "glibc-dynamic",
+                "musl-static-pie"
+            ]
+        );
+        for arch in [Arch::X86_64, Arch::Aarch64] {
+            assert_eq!(names(arch, &Variant::RUST), ["rust-gnu", "rust-musl"]);
+        }
+        assert_eq!(
+            Variant::RustMusl.rust_target(Arch::Aarch64).as_deref(),
+            Some("aarch64-unknown-linux-musl")
+        );
+        assert_eq!(
+            Variant::RustGnu.rust_target(Arch::X86_64).as_deref(),
+            Some("x86_64-unknown-linux-gnu")
+        );
+        assert_eq!(Variant::GlibcStatic.rust_target(Arch::X86_64), None);
+        assert!(Variant::RUST.iter().all(|v| v.is_rust()));
+        assert!(!Variant::C.iter().any(|v| v.is_rust()));
+    }
+
+    #[test]
+    fn arm64_musl_static_pie_links_musl_around_the_source() {
+        let root = Path::new("/deb");
+        let (pre, post) = Variant::MuslStaticPie.flags(Arch::Aarch64, "/nonexistent-cc", root);
+        // musl's headers only, its rcrt1/crti first and libc.a, crtn last.
+        assert_eq!(
+            pre[..3],
+            [
+                "-nostdinc",
+                "-isystem",
+                "/deb/usr/include/aarch64-linux-musl"
+            ]
+        );
+        assert!(pre.contains(&"-nostdlib".to_string()));
+        assert!(pre.contains(&"/deb/usr/lib/aarch64-linux-musl/rcrt1.o".to_string()));
+        assert_eq!(post[0], "/deb/usr/lib/aarch64-linux-musl/libc.a");
+        assert_eq!(
+            post.last().unwrap(),
+            "/deb/usr/lib/aarch64-linux-musl/crtn.o"
+        );
+        let (pre, post) = Variant::MuslStaticPie.flags(Arch::X86_64, "/nonexistent-cc", root);
+        assert!(pre.is_empty() && post.contains(&"/usr/lib/x86_64-linux-musl/rcrt1.o".to_string()));
+        assert_eq!(
+            Variant::GlibcStatic.flags(Arch::Aarch64, "cc", root),
+            (vec![], vec!["-static".to_string()])
+        );
+    }
+
+    #[test]
+    fn stdout_filter_applies_to_lines_and_keeps_status() {
+        let out = Observed {
+            stdout: vec![
+                "total 8".into(),
+                "-rw-r--r-- 1 root root 35 Nov 23 17:34 fruit.txt".into(),
+                "drwxr-xr-x 2 user user 4096 Jan 1 2020 sub".into(),
+            ],
+            status: 3,
+        };
+        let f = filter_stdout(
+            "awk '$1 != \"total\" { print $1, ($1 ~ /^d/ ? \"dir\" : $5), $NF }'",
+            out.clone(),
+        )
+        .unwrap();
+        assert_eq!(f.stdout, ["-rw-r--r-- 35 fruit.txt", "drwxr-xr-x dir sub"]);
+        assert_eq!(f.status, 3);
+        assert_eq!(filter_stdout("cat", out.clone()).unwrap(), out);
+        let empty = Observed {
+            stdout: vec![],
+            status: 0,
+        };
+        assert_eq!(filter_stdout("cat", empty.clone()).unwrap(), empty);
+        assert!(filter_stdout("exit 2", out.clone()).is_err());
+        assert!(filter_stdout("head -c 1 >/dev/null", out).is_ok());
+    }
+
+    #[test]
+    fn suite_parses_rust_programs_and_filters() {
+        let text = r#"
+            [[program]]
+            name = "hello"
+            [[rust]]
+            name = "std_env"
+            args = ["exit=4"]
+            known_failing = ["aarch64/rust-musl"]
+            [[debian]]
+            name = "ls"
+            program = "/usr/bin/busybox"
+            args = ["ls", "-la", "{tests}/d"]
+            stdout_filter = "sed 's|{tests}/||'"
+        "#;
+        let suite: Suite = toml::from_str(text).unwrap();
+        assert_eq!(suite.rust[0].name, "std_env");
+        let case = Case {
+            program: &suite.rust[0],
+            arch: Arch::Aarch64,
+            variant: Variant::RustMusl,
+        };
+        assert_eq!(case.name(), "aarch64/rust-musl/std_env");
+        assert!(case.known_failing());
+        let f = suite.debian[0].stdout_filter.as_deref().unwrap();
+        assert_eq!(
+            expand(f, GUEST_TESTS, "", Arch::X86_64),
+            "sed 's|/skiff-tests/||'"
+        );
+        assert!(toml::from_str::<Suite>("[[debian]]\nname=\"x\"\nprogram=\"/x\"\nstdout_fliter=\"cat\"\n[[program]]\nname=\"h\"").is_err());
     }
 
     #[test]
