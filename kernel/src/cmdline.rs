@@ -6,6 +6,11 @@
 //! option=...`) instead of being silently dropped; a malformed value of a
 //! known key is an error, so a typo never boots a kernel configured other
 //! than asked.
+//!
+//! QEMU's microvm appends `virtio_mmio.device=SIZE@ADDR:IRQ` words for its
+//! transports to whatever command line it was given — after the app's
+//! arguments. Those trailing words are taken back as kernel options
+//! ([`Options::virtio_mmio`]) rather than handed to the app.
 
 use core::fmt;
 
@@ -33,12 +38,22 @@ pub struct Options<'a> {
     /// path that is run (the first word after ` -- `), as a shell passes
     /// the name typed.
     pub argv0: Option<&'a str>,
-    /// Everything after ` -- `, unparsed (see [`Options::app_args`]).
+    /// Everything after ` -- `, unparsed (see [`Options::app_args`]),
+    /// minus the trailing `virtio_mmio.device=` words QEMU appended.
     pub app: &'a str,
+    /// `virtio_mmio.device=` values, from the kernel part and from the end
+    /// of the line (where QEMU's microvm appends them), in order.
+    pub virtio_mmio: arrayvec::ArrayVec<&'a str, MAX_VIRTIO_MMIO>,
+    /// `devices.expect=LIST`: what a board's boot must find (ktest).
+    pub devices_expect: Option<&'a str>,
     /// The first unknown `key[=value]`, reported at boot; the count of them.
     pub unknown: Option<&'a str>,
     pub unknown_count: usize,
 }
+
+/// The most `virtio_mmio.device=` options kept (QEMU's microvm has 24
+/// transports; beyond this they are ignored with a warning by the caller).
+pub const MAX_VIRTIO_MMIO: usize = 32;
 
 /// The most `env=` options accepted.
 pub const MAX_ENV: usize = 128;
@@ -134,10 +149,12 @@ fn parse_bool<'a>(key: &'a str, value: Option<&'a str>) -> Result<bool, CmdlineE
 impl<'a> Options<'a> {
     pub fn parse(cmdline: &'a str) -> Result<Self, CmdlineError<'a>> {
         let (kernel_part, app) = split_app(cmdline);
+        let (app, qemu_tail) = split_qemu_tail(app);
         let mut o = Options {
             app,
             ..Options::default()
         };
+
         for word in words(kernel_part) {
             let word = word?;
             let (key, value) = match word.split_once('=') {
@@ -171,12 +188,34 @@ impl<'a> Options<'a> {
                     Some(v) if !v.is_empty() => o.bench = Some(v),
                     _ => return Err(CmdlineError::EmptyValue { key }),
                 },
+                "virtio_mmio.device" => {
+                    let v = value.unwrap_or("");
+                    if v.is_empty() {
+                        return Err(CmdlineError::EmptyValue { key });
+                    }
+                    if o.virtio_mmio.try_push(v).is_err() {
+                        o.unknown.get_or_insert(word);
+                        o.unknown_count += 1;
+                    }
+                }
+                "devices.expect" => match value.map(unquote) {
+                    Some(v) if !v.is_empty() => o.devices_expect = Some(v),
+                    _ => return Err(CmdlineError::EmptyValue { key }),
+                },
                 "ktest.filter" => match value.map(unquote) {
                     Some(v) if !v.is_empty() => o.ktest_filter = Some(v),
                     _ => return Err(CmdlineError::EmptyValue { key }),
                 },
                 _ => {
                     o.unknown.get_or_insert(word);
+                    o.unknown_count += 1;
+                }
+            }
+        }
+        // Then the ones QEMU appended after the app's arguments.
+        for word in words(qemu_tail) {
+            if let Some(v) = word?.strip_prefix(VIRTIO_MMIO_KEY) {
+                if o.virtio_mmio.try_push(v).is_err() {
                     o.unknown_count += 1;
                 }
             }
@@ -202,6 +241,26 @@ impl<'a> Options<'a> {
     pub fn app_args(&self) -> impl Iterator<Item = &'a str> {
         words(self.app).filter_map(Result::ok).map(unquote)
     }
+}
+
+const VIRTIO_MMIO_KEY: &str = "virtio_mmio.device=";
+
+/// Splits QEMU's appended `virtio_mmio.device=` words off the end of the
+/// app part: (the app's own words, the appended tail).
+fn split_qemu_tail(app: &str) -> (&str, &str) {
+    let mut cut = app.len();
+    let mut all = alloc::vec::Vec::new();
+    for word in words(app) {
+        let Ok(word) = word else { return (app, "") };
+        all.push(word);
+    }
+    for word in all.iter().rev() {
+        if !word.starts_with(VIRTIO_MMIO_KEY) {
+            break;
+        }
+        cut = word.as_ptr() as usize - app.as_ptr() as usize;
+    }
+    (&app[..cut], &app[cut..])
 }
 
 /// Splits at the first ` -- ` word: kernel options before, app argv after.
@@ -333,6 +392,30 @@ mod tests {
             CmdlineError::BadEnv { value: "=x" }
         );
         assert!(Options::parse("strace=maybe").is_err());
+    }
+
+    #[test]
+    fn qemu_appended_virtio_mmio_words_are_not_app_arguments() {
+        let o = Options::parse(
+            "virtio_mmio.device=512@0x1000:5 -- /app/ls -la virtio_mmio.device=x \
+             / virtio_mmio.device=512@0xfeb00e00:12 virtio_mmio.device=512@0xfeb00c00:11",
+        )
+        .unwrap();
+        assert_eq!(
+            o.app_args().collect::<Vec<_>>(),
+            ["/app/ls", "-la", "virtio_mmio.device=x", "/"]
+        );
+        assert_eq!(
+            o.virtio_mmio.as_slice(),
+            ["512@0x1000:5", "512@0xfeb00e00:12", "512@0xfeb00c00:11"]
+        );
+        assert_eq!(o.unknown_count, 0);
+        // Without an app the appended words are ordinary kernel options.
+        let o = Options::parse("ktest virtio_mmio.device=512@0x2000:6").unwrap();
+        assert_eq!(o.virtio_mmio.as_slice(), ["512@0x2000:6"]);
+        assert_eq!(o.app_args().count(), 0);
+        let o = Options::parse("devices.expect=rng,blk:16384 -- a").unwrap();
+        assert_eq!(o.devices_expect, Some("rng,blk:16384"));
     }
 
     #[test]

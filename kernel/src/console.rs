@@ -21,21 +21,40 @@ pub fn init(boot: &BootInfo) {
     }
 }
 
-/// Lines from the `log` facade. Crates below the kernel write greppable
-/// `subsystem: key=value` messages; warnings and errors are tagged.
+/// Lines from the `log` facade. Skiff's crates below the kernel write
+/// greppable `subsystem: key=value` messages; warnings and errors are
+/// tagged. Third-party crates (virtio-drivers, smoltcp) are held to
+/// warnings and errors, prefixed with their crate (`virtio_drivers: ...`):
+/// their informational chatter is not in that form, and the console is
+/// also the application's stdout.
 struct ConsoleLogger;
 static LOGGER: ConsoleLogger = ConsoleLogger;
+
+fn is_ours(target: &str) -> bool {
+    target.starts_with("skiff")
+}
 
 impl log::Log for ConsoleLogger {
     fn enabled(&self, metadata: &log::Metadata) -> bool {
         metadata.level() <= log::max_level()
+            && (is_ours(metadata.target()) || metadata.level() <= log::Level::Warn)
     }
 
     fn log(&self, record: &log::Record) {
+        if !self.enabled(record.metadata()) {
+            return;
+        }
+        let target = record.target();
+        let krate = target.split("::").next().unwrap_or(target);
+        let (tag, sep) = if is_ours(target) {
+            ("", "")
+        } else {
+            (krate, ": ")
+        };
         match record.level() {
-            log::Level::Error => print(format_args!("error: {}\n", record.args())),
-            log::Level::Warn => print(format_args!("warning: {}\n", record.args())),
-            _ => print(format_args!("{}\n", record.args())),
+            log::Level::Error => print(format_args!("error: {tag}{sep}{}\n", record.args())),
+            log::Level::Warn => print(format_args!("warning: {tag}{sep}{}\n", record.args())),
+            _ => print(format_args!("{tag}{sep}{}\n", record.args())),
         }
     }
 

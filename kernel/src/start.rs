@@ -92,7 +92,17 @@ pub fn kernel_main(args: BootArgs) -> ! {
         strace: opts.strace,
     };
     let bench = opts.bench.map(alloc::string::String::from);
+    // The virtio-mmio transports named on the command line (QEMU's microvm
+    // appends them after the app's arguments; `cmdline` takes them back).
+    let virtio_mmio: alloc::string::String = opts
+        .virtio_mmio
+        .iter()
+        .map(|v| alloc::format!("virtio_mmio.device={v} "))
+        .collect();
     crate::sched::run_main(alloc::boxed::Box::new(move || {
+        // Buses and drivers (virtio-rng reseeds the pool here).
+        crate::devices::init(platform, &virtio_mmio);
+        crate::boottime::mark("devices", arch::cpu::counter());
         if let Some(suite) = bench {
             exit(if crate::bench::run(&suite) { 0 } else { 1 });
         }

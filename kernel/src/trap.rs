@@ -27,8 +27,9 @@ impl TrapHandler for KernelTraps {
             Interrupt::Ipi(_) => {
                 crate::sched::on_ipi();
             }
-            Interrupt::Device(_) => {
+            Interrupt::Device(line) => {
                 DEVICE.fetch_add(1, Ordering::Relaxed);
+                crate::devices::irq::dispatch(line);
             }
         }
         // Preemption point: may switch threads (see docs/scheduler.md).
