@@ -247,19 +247,19 @@ const VIRTIO_MMIO_KEY: &str = "virtio_mmio.device=";
 
 /// Splits QEMU's appended `virtio_mmio.device=` words off the end of the
 /// app part: (the app's own words, the appended tail).
+/// Runs before the heap exists: no allocation.
 fn split_qemu_tail(app: &str) -> (&str, &str) {
-    let mut cut = app.len();
-    let mut all = alloc::vec::Vec::new();
+    // Start of the current run of such words, if the last word was one.
+    let mut run_start = None;
     for word in words(app) {
         let Ok(word) = word else { return (app, "") };
-        all.push(word);
-    }
-    for word in all.iter().rev() {
-        if !word.starts_with(VIRTIO_MMIO_KEY) {
-            break;
+        if word.starts_with(VIRTIO_MMIO_KEY) {
+            run_start.get_or_insert(word.as_ptr() as usize - app.as_ptr() as usize);
+        } else {
+            run_start = None;
         }
-        cut = word.as_ptr() as usize - app.as_ptr() as usize;
     }
+    let cut = run_start.unwrap_or(app.len());
     (&app[..cut], &app[cut..])
 }
 

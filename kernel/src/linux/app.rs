@@ -263,7 +263,11 @@ fn unregister_current() {
 /// The calling app thread's Linux state (the main thread's if the caller
 /// is not an app thread, e.g. a ktest).
 fn current_thread(app: &App) -> Arc<ThreadState> {
-    let id = crate::sched::current().id;
+    thread_of(app, crate::sched::current().id)
+}
+
+/// The Linux state of kernel thread `id` (the main thread's if unknown).
+fn thread_of(app: &App, id: u64) -> Arc<ThreadState> {
     arch::cpu::without_interrupts(|| THREADS.lock().get(&id).map(|r| r.linux.clone()))
         .unwrap_or_else(|| app.main.clone())
 }
@@ -461,7 +465,8 @@ fn on_fault(regs: &mut UserRegs, fault: &Fault) {
 fn on_return_to_user(regs: &mut UserRegs) {
     exit_if_doomed();
     if let Some(app) = APP.get() {
-        super::signal::deliver_to(&app.task, &current_thread(app), regs);
+        let me = crate::sched::current();
+        super::signal::deliver_to(&app.task, &thread_of(app, me.id), &me, regs);
     }
 }
 
@@ -481,6 +486,8 @@ static LEADER: spin::Mutex<Option<Arc<crate::sched::thread::Thread>>> = spin::Mu
 /// The registers an `execve` left for its thread (kernel id → regs),
 /// taken by [`on_syscall`] in place of the return value.
 static RESTART: spin::Mutex<Option<(u64, UserRegs)>> = spin::Mutex::new(None);
+/// Whether [`RESTART`] may hold registers (set before it is filled).
+static RESTART_SET: AtomicBool = AtomicBool::new(false);
 
 fn set_leader(t: Arc<crate::sched::thread::Thread>) {
     arch::cpu::without_interrupts(|| *LEADER.lock() = Some(t));
@@ -491,11 +498,18 @@ fn leader() -> Option<Arc<crate::sched::thread::Thread>> {
 }
 
 fn take_restart() -> Option<UserRegs> {
+    // Every syscall asks: one relaxed load unless an execve just succeeded.
+    if !RESTART_SET.load(Ordering::Acquire) {
+        return None;
+    }
     let id = crate::sched::current().id;
     arch::cpu::without_interrupts(|| {
         let mut slot = RESTART.lock();
         match slot.take() {
-            Some((who, regs)) if who == id => Some(regs),
+            Some((who, regs)) if who == id => {
+                RESTART_SET.store(false, Ordering::Release);
+                Some(regs)
+            }
             other => {
                 *slot = other;
                 None
@@ -515,7 +529,8 @@ fn doomed(id: u64) -> bool {
 /// program (Linux's `de_thread` kills them the same way: no exit code,
 /// no `clear_child_tid` wake: the memory goes away).
 fn exit_if_doomed() {
-    if !doomed(crate::sched::current().id) {
+    // Every kernel entry asks: one load while no execve is under way.
+    if EXEC_SURVIVOR.load(Ordering::Acquire) == NO_EXEC || !doomed(crate::sched::current().id) {
         return;
     }
     let Some(app) = APP.get() else {
@@ -625,6 +640,7 @@ fn exec_restart(pc: u64, sp: u64, sigmask: u64) {
     arch::user::set_tls(0);
     let id = crate::sched::current().id;
     let regs = UserRegs::new(pc as usize, sp as usize);
+    RESTART_SET.store(true, Ordering::Release);
     arch::cpu::without_interrupts(|| *RESTART.lock() = Some((id, regs)));
 }
 

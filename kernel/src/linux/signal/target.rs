@@ -7,6 +7,7 @@ use super::*;
 use crate::arch::user::UserRegs;
 use crate::linux::{table::ARCH, uaccess};
 use alloc::boxed::Box;
+use alloc::sync::Arc;
 
 #[cfg(target_arch = "x86_64")]
 fn words(r: &UserRegs) -> Vec<u64> {
@@ -125,8 +126,7 @@ fn restore_fp(_task: &Task, b: &[u8]) -> Result<(), BadFrame> {
 /// the scheduler's tag says whether it was done), so senders can
 /// interrupt its waits. The main thread's Linux state is recorded here
 /// too (other threads' at `clone`).
-fn register_current(tid: u32) {
-    let me = crate::sched::current();
+fn register_current(tid: u32, me: &Arc<crate::sched::thread::Thread>) {
     if me.tag() != u64::from(tid) {
         me.set_tag(u64::from(tid));
         let main = crate::linux::app::app()
@@ -267,16 +267,23 @@ pub fn deliver(regs: &mut UserRegs) {
     let Some(app) = crate::linux::app::app() else {
         return;
     };
-    deliver_to(&app.task, &app.main, regs);
+    deliver_to(&app.task, &app.main, &crate::sched::current(), regs);
 }
 
 /// [`deliver`] for a given thread: the `rt_sigreturn` restore, then one
 /// signal (handler frame or termination), with the system call's restart
 /// decided first; the thread's interrupt is left raised only while a
 /// deliverable signal remains.
-pub fn deliver_to(task: &Task, thread: &ThreadState, regs: &mut UserRegs) {
+/// `me` is the running kernel thread (the caller has it already; taking it
+/// again costs a scheduler lock on every return to user mode).
+pub fn deliver_to(
+    task: &Task,
+    thread: &ThreadState,
+    me: &Arc<crate::sched::thread::Thread>,
+    regs: &mut UserRegs,
+) {
     let tid = thread.tid();
-    register_current(tid);
+    register_current(tid, me);
     if !in_use() {
         settle_syscall(regs, None);
         return;
