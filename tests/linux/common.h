@@ -19,6 +19,7 @@ static inline const char *errname(int e) {
     case 0: return "0";
     case EPERM: return "EPERM";
     case ENOENT: return "ENOENT";
+    case ESRCH: return "ESRCH";
     case EINTR: return "EINTR";
     case EBADF: return "EBADF";
     case EAGAIN: return "EAGAIN";

@@ -207,6 +207,9 @@ impl Services for KernelServices {
     fn tracing(&self) -> bool {
         STRACE.load(Ordering::Relaxed)
     }
+    fn barrier_all_cpus(&self) {
+        crate::sched::synchronize_rcu();
+    }
     fn end_other_threads(&self) {
         end_other_threads();
     }

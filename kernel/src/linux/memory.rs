@@ -497,6 +497,64 @@ pub fn sys_madvise(ctx: &mut Cx, a: &Args) -> KResult<usize> {
     Ok(0)
 }
 
+/// The page range `[start, start+len)` rounded out to pages, checked to be
+/// mapped (ENOMEM otherwise, like Linux's mlock/msync).
+fn mapped_range(ctx: &dyn Ctx, start: u64, len: u64) -> KResult<()> {
+    let first = start - start % PAGE;
+    let end = start
+        .checked_add(len)
+        .ok_or(Errno::ENOMEM)?
+        .next_multiple_of(PAGE);
+    if end > first {
+        memory(ctx)?.check_covered(first..end)?;
+    }
+    Ok(())
+}
+
+/// `mlock`/`munlock`/`mlock2`: the range must be mapped. Memory is never
+/// paged out here, so locking changes nothing once a page is present;
+/// pages not yet touched are still faulted in on first use (no
+/// pre-faulting).
+pub fn sys_mlock(ctx: &mut Cx, a: &Args) -> KResult<usize> {
+    mapped_range(ctx, a[0] as u64, a[1] as u64)?;
+    Ok(0)
+}
+
+pub fn sys_mlock2(ctx: &mut Cx, a: &Args) -> KResult<usize> {
+    const MLOCK_ONFAULT: usize = 1;
+    if a[2] & !MLOCK_ONFAULT != 0 {
+        return Err(Errno::EINVAL);
+    }
+    sys_mlock(ctx, a)
+}
+
+/// `mlockall(flags)`: MCL_CURRENT 1, MCL_FUTURE 2, MCL_ONFAULT 4 (which
+/// needs one of the others).
+pub fn sys_mlockall(_: &mut Cx, a: &Args) -> KResult<usize> {
+    let f = a[0];
+    if f == 0 || f & !7 != 0 || f == 4 {
+        return Err(Errno::EINVAL);
+    }
+    Ok(0)
+}
+
+pub fn sys_munlockall(_: &mut Cx, _: &Args) -> KResult<usize> {
+    Ok(0)
+}
+
+/// `msync(addr, len, flags)`: MS_ASYNC 1, MS_INVALIDATE 2, MS_SYNC 4 (not
+/// ASYNC and SYNC together); `addr` page-aligned; the range mapped
+/// (ENOMEM). File mappings here are private copies, so there is nothing
+/// to write back.
+pub fn sys_msync(ctx: &mut Cx, a: &Args) -> KResult<usize> {
+    let (start, len, flags) = (a[0] as u64, a[1] as u64, a[2]);
+    if !start.is_multiple_of(PAGE) || flags & !7 != 0 || flags & 5 == 5 {
+        return Err(Errno::EINVAL);
+    }
+    mapped_range(ctx, start, len)?;
+    Ok(0)
+}
+
 #[cfg(test)]
 pub mod fake {
     //! A page table in a map, for host tests.

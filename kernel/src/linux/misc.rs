@@ -71,10 +71,6 @@ pub fn sys_getppid(_: &mut Cx, _: &Args) -> KResult<usize> {
 }
 
 /// uid, euid, gid, egid: the app runs as root.
-pub fn sys_getuid(_: &mut Cx, _: &Args) -> KResult<usize> {
-    Ok(0)
-}
-
 pub fn sys_set_tid_address(ctx: &mut Cx, a: &Args) -> KResult<usize> {
     let t = thread(ctx)?;
     t.set_clear_child_tid(a[0]);
@@ -514,3 +510,130 @@ fn readlink_common(
 
 #[cfg(test)]
 mod tests;
+
+// ---- resource usage, scheduling parameters, membarrier ----
+
+/// The app's CPU time as `clock_gettime(CLOCK_PROCESS_CPUTIME_ID)` reports
+/// it (time since the app started: per-thread CPU accounting is not
+/// exposed to this layer yet), split as (user, system) = (all, 0).
+fn cpu_times_ns(t: &Task) -> (u64, u64) {
+    (
+        t.services().monotonic_ns().saturating_sub(t.started_ns()),
+        0,
+    )
+}
+
+const RUSAGE_SELF: i32 = 0;
+const RUSAGE_CHILDREN: i32 = -1;
+const RUSAGE_THREAD: i32 = 1;
+
+/// `getrusage`: `struct rusage` is two timevals then 14 longs (144
+/// bytes); children never exist, so their usage is all zero.
+pub fn sys_getrusage(ctx: &mut Cx, a: &Args) -> KResult<usize> {
+    let t = task(ctx)?;
+    let (total, free) = t.services().memory_bytes();
+    let (user, system) = match a[0] as i32 {
+        RUSAGE_SELF | RUSAGE_THREAD => cpu_times_ns(t),
+        RUSAGE_CHILDREN => (0, 0),
+        _ => return Err(Errno::EINVAL),
+    };
+    let mut b = [0u8; 144];
+    let tv = |ns: u64| [ns / NS, (ns % NS) / 1000];
+    for (i, w) in tv(user).into_iter().chain(tv(system)).enumerate() {
+        b[i * 8..i * 8 + 8].copy_from_slice(&w.to_le_bytes());
+    }
+    if a[0] as i32 != RUSAGE_CHILDREN {
+        // ru_maxrss (KiB): the memory in use by the app, as sysinfo sees it.
+        let kib = total.saturating_sub(free) / 1024;
+        b[32..40].copy_from_slice(&kib.to_le_bytes());
+    }
+    ctx.copy_out(a[1], &b)?;
+    Ok(0)
+}
+
+/// Clock ticks per second of `times` (`AT_CLKTCK`, `sysconf(_SC_CLK_TCK)`).
+const CLK_TCK: u64 = 100;
+
+/// `times`: the app's CPU times in clock ticks (children: zero); returns
+/// ticks since boot, like Linux's `jiffies`-based value.
+pub fn sys_times(ctx: &mut Cx, a: &Args) -> KResult<usize> {
+    let t = task(ctx)?;
+    let (user, system) = cpu_times_ns(t);
+    let now = t.services().monotonic_ns();
+    let ticks = |ns: u64| ns / (NS / CLK_TCK);
+    if a[0] != 0 {
+        let mut b = [0u8; 32];
+        b[0..8].copy_from_slice(&ticks(user).to_le_bytes());
+        b[8..16].copy_from_slice(&ticks(system).to_le_bytes());
+        ctx.copy_out(a[0], &b)?;
+    }
+    Ok(ticks(now) as usize)
+}
+
+/// The static-priority range of a policy: SCHED_FIFO (1) and SCHED_RR (2)
+/// are 1..=99, SCHED_OTHER (0), SCHED_BATCH (3), SCHED_IDLE (5) and
+/// SCHED_DEADLINE (6) 0..=0; anything else EINVAL.
+fn priority_range(policy: usize) -> KResult<(usize, usize)> {
+    match policy {
+        1 | 2 => Ok((1, 99)),
+        0 | 3 | 5 | 6 => Ok((0, 0)),
+        _ => Err(Errno::EINVAL),
+    }
+}
+
+pub fn sys_sched_get_priority_max(_: &mut Cx, a: &Args) -> KResult<usize> {
+    priority_range(a[0]).map(|r| r.1)
+}
+
+pub fn sys_sched_get_priority_min(_: &mut Cx, a: &Args) -> KResult<usize> {
+    priority_range(a[0]).map(|r| r.0)
+}
+
+const MEMBARRIER_CMD_QUERY: usize = 0;
+const MEMBARRIER_CMD_GLOBAL: usize = 1;
+const MEMBARRIER_CMD_GLOBAL_EXPEDITED: usize = 2;
+const MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED: usize = 4;
+const MEMBARRIER_CMD_PRIVATE_EXPEDITED: usize = 8;
+const MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED: usize = 16;
+const MEMBARRIER_SUPPORTED: usize = MEMBARRIER_CMD_GLOBAL
+    | MEMBARRIER_CMD_GLOBAL_EXPEDITED
+    | MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED
+    | MEMBARRIER_CMD_PRIVATE_EXPEDITED
+    | MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED;
+
+static MEMBARRIER_PRIVATE_REGISTERED: core::sync::atomic::AtomicBool =
+    core::sync::atomic::AtomicBool::new(false);
+
+/// `membarrier(cmd, flags, cpu_id)`: every barrier command waits until
+/// each CPU has passed through the scheduler (a full barrier there), the
+/// kernel's RCU grace period ([`Services::barrier_all_cpus`]). The
+/// private expedited command needs its registration first (EPERM), as on
+/// Linux; flags must be 0.
+pub fn sys_membarrier(ctx: &mut Cx, a: &Args) -> KResult<usize> {
+    use core::sync::atomic::Ordering;
+    let (cmd, flags) = (a[0], a[1]);
+    if flags != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let s = task(ctx)?.services();
+    match cmd {
+        MEMBARRIER_CMD_QUERY => Ok(MEMBARRIER_SUPPORTED),
+        MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED => {
+            MEMBARRIER_PRIVATE_REGISTERED.store(true, Ordering::Release);
+            Ok(0)
+        }
+        MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED => Ok(0),
+        MEMBARRIER_CMD_PRIVATE_EXPEDITED => {
+            if !MEMBARRIER_PRIVATE_REGISTERED.load(Ordering::Acquire) {
+                return Err(Errno::EPERM);
+            }
+            s.barrier_all_cpus();
+            Ok(0)
+        }
+        MEMBARRIER_CMD_GLOBAL | MEMBARRIER_CMD_GLOBAL_EXPEDITED => {
+            s.barrier_all_cpus();
+            Ok(0)
+        }
+        _ => Err(Errno::EINVAL),
+    }
+}

@@ -11,6 +11,7 @@
 #[cfg(target_os = "none")]
 pub mod app;
 pub mod crash;
+pub mod creds;
 pub mod exec;
 pub mod fd;
 pub mod futex;

@@ -71,6 +71,11 @@ pub trait Services: Sync {
     fn exit_group(&self, status: u8);
     /// Whether `--strace` is on.
     fn tracing(&self) -> bool;
+    /// Returns once every CPU has executed a full memory barrier since the
+    /// call (`membarrier`): the target waits for an RCU grace period.
+    fn barrier_all_cpus(&self) {
+        core::sync::atomic::fence(core::sync::atomic::Ordering::SeqCst);
+    }
 
     // `execve` (see `exec`): the two steps around the new image that only
     // the target can take. Single-threaded fakes keep the defaults.

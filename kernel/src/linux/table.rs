@@ -9,7 +9,7 @@
 //! `readlink`/`readlinkat` answer `/proc/self/exe` and hand every other
 //! path to the file calls' entry ([`delegate`]).
 
-use super::{exec, files, futex, memory, misc, signal, socket, thread, Ctx, Cx};
+use super::{creds, exec, files, futex, memory, misc, signal, socket, thread, Ctx, Cx};
 use crate::errno::{Errno, KResult};
 use crate::syscall::{Arch, Args, Table};
 
@@ -22,10 +22,38 @@ crate::syscall_table! {
         getpid() => misc::sys_getpid;
         gettid() => misc::sys_gettid;
         getppid() => misc::sys_getppid;
-        getuid() => misc::sys_getuid;
-        geteuid() => misc::sys_getuid;
-        getgid() => misc::sys_getuid;
-        getegid() => misc::sys_getuid;
+        getuid() => creds::sys_getuid;
+        geteuid() => creds::sys_geteuid;
+        getgid() => creds::sys_getgid;
+        getegid() => creds::sys_getegid;
+        setuid(Int) => creds::sys_setuid;
+        setgid(Int) => creds::sys_setgid;
+        setreuid(Int, Int) => creds::sys_setreuid;
+        setregid(Int, Int) => creds::sys_setregid;
+        setresuid(Int, Int, Int) => creds::sys_setresuid;
+        setresgid(Int, Int, Int) => creds::sys_setresgid;
+        getresuid(Hex, Hex, Hex) => creds::sys_getresuid;
+        getresgid(Hex, Hex, Hex) => creds::sys_getresgid;
+        setfsuid(Int) => creds::sys_setfsuid;
+        setfsgid(Int) => creds::sys_setfsgid;
+        getgroups(Int, Hex) => creds::sys_getgroups;
+        setgroups(Size, Hex) => creds::sys_setgroups;
+        getpgrp() => creds::sys_getpgrp;
+        getpgid(Int) => creds::sys_getpgid;
+        setpgid(Int, Int) => creds::sys_setpgid;
+        getsid(Int) => creds::sys_getsid;
+        setsid() => creds::sys_setsid;
+        getrusage(Int, Hex) => misc::sys_getrusage;
+        times(Hex) => misc::sys_times;
+        sched_get_priority_max(Int) => misc::sys_sched_get_priority_max;
+        sched_get_priority_min(Int) => misc::sys_sched_get_priority_min;
+        membarrier(Int, Hex, Int) => misc::sys_membarrier;
+        mlock(Hex, Size) => memory::sys_mlock;
+        munlock(Hex, Size) => memory::sys_mlock;
+        mlock2(Hex, Size, Hex) => memory::sys_mlock2;
+        mlockall(Hex) => memory::sys_mlockall;
+        munlockall() => memory::sys_munlockall;
+        msync(Hex, Size, Hex) => memory::sys_msync;
         set_tid_address(Hex) => misc::sys_set_tid_address;
         set_robust_list(Hex, Size) => misc::sys_set_robust_list;
         get_robust_list(Int, Hex, Hex) => misc::sys_get_robust_list;
