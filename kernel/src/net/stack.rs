@@ -275,11 +275,18 @@ pub fn with<R>(f: impl FnOnce(&mut Stack) -> R) -> R {
     let r = f(&mut g);
     let wake = core::mem::take(&mut g.to_wake);
     let next = g.poll_at().map(instant_ns);
+    // Read under the stack lock, where the network thread publishes it:
+    // either its plan already covers what this call left behind, or it
+    // polls after this (and sees it), or the kick below wakes it. Read
+    // after unlocking, a plan published meanwhile (say "no deadline" from
+    // a poll that ran before this call) could hide a needed poll — a
+    // delayed ACK never sent, both ends of a loopback transfer asleep.
+    let planned = THREAD_DEADLINE.load(Ordering::Acquire);
     drop(g);
     for n in wake {
         n.wake();
     }
-    if next.is_some_and(|n| n < THREAD_DEADLINE.load(Ordering::Acquire)) {
+    if next.is_some_and(|n| n < planned) {
         kick();
     }
     r
@@ -343,13 +350,14 @@ fn thread_main() {
             g.poll();
             let wake = core::mem::take(&mut g.to_wake);
             let next = g.poll_at().map(instant_ns);
+            // Published under the lock (see `with`).
+            THREAD_DEADLINE.store(next.unwrap_or(u64::MAX), Ordering::Release);
             drop(g);
             for n in wake {
                 n.wake();
             }
             next
         };
-        THREAD_DEADLINE.store(next.unwrap_or(u64::MAX), Ordering::Release);
         match next {
             Some(d) => {
                 KICK.wait_until_deadline(d, || KICKED.swap(false, Ordering::AcqRel));
