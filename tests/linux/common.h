@@ -38,6 +38,19 @@ static inline const char *errname(int e) {
     case ENOSYS: return "ENOSYS";
     case ENOTEMPTY: return "ENOTEMPTY";
     case ETIMEDOUT: return "ETIMEDOUT";
+    case EADDRINUSE: return "EADDRINUSE";
+    case EAFNOSUPPORT: return "EAFNOSUPPORT";
+    case EALREADY: return "EALREADY";
+    case ECONNREFUSED: return "ECONNREFUSED";
+    case EDESTADDRREQ: return "EDESTADDRREQ";
+    case EINPROGRESS: return "EINPROGRESS";
+    case EISCONN: return "EISCONN";
+    case ENOPROTOOPT: return "ENOPROTOOPT";
+    case ENOTCONN: return "ENOTCONN";
+    case ENOTSOCK: return "ENOTSOCK";
+    case EOPNOTSUPP: return "EOPNOTSUPP";
+    case EPROTONOSUPPORT: return "EPROTONOSUPPORT";
+    case EPROTOTYPE: return "EPROTOTYPE";
     default: return "other";
     }
 }
@@ -53,6 +66,20 @@ static int test_failures;
             printf("%s=FAIL errno=%s\n", what, errname(errno));            \
             test_failures++;                                               \
         }                                                                  \
+    } while (0)
+
+/* Like CHECK for a call that must fail with `want`: prints what it got. */
+#define EXPECT_ERR(what, call, want)                                         \
+    do {                                                                     \
+        errno = 0;                                                           \
+        long r_ = (long)(call);                                              \
+        int e_ = errno;                                                      \
+        if (r_ == -1 && e_ == (want)) {                                      \
+            printf("%s=ok\n", what);                                         \
+        } else {                                                             \
+            printf("%s=FAIL ret=%ld errno=%s\n", what, r_, errname(e_));     \
+            test_failures++;                                                 \
+        }                                                                    \
     } while (0)
 
 static inline int test_exit(void) { return test_failures ? 1 : 0; }

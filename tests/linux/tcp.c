@@ -14,36 +14,6 @@
 #include <time.h>
 #include <unistd.h>
 
-static const char *nerr(int e) {
-    switch (e) {
-    case EADDRINUSE: return "EADDRINUSE";
-    case ECONNREFUSED: return "ECONNREFUSED";
-    case ENOTCONN: return "ENOTCONN";
-    case EISCONN: return "EISCONN";
-    case EINPROGRESS: return "EINPROGRESS";
-    case EALREADY: return "EALREADY";
-    case EDESTADDRREQ: return "EDESTADDRREQ";
-    case EAFNOSUPPORT: return "EAFNOSUPPORT";
-    case EPROTONOSUPPORT: return "EPROTONOSUPPORT";
-    case EOPNOTSUPP: return "EOPNOTSUPP";
-    case ENOPROTOOPT: return "ENOPROTOOPT";
-    default: return errname(e);
-    }
-}
-
-#define EXPECT_ERR(what, call, want)                                         \
-    do {                                                                     \
-        errno = 0;                                                           \
-        long r_ = (long)(call);                                              \
-        int e_ = errno;                                                      \
-        if (r_ == -1 && e_ == (want)) {                                      \
-            printf("%s=ok\n", what);                                         \
-        } else {                                                             \
-            printf("%s=FAIL ret=%ld errno=%s\n", what, r_, nerr(e_));        \
-            test_failures++;                                                 \
-        }                                                                    \
-    } while (0)
-
 /* An address of `family` on the loopback with `port` (host order). */
 static socklen_t lo_addr(int family, struct sockaddr_storage *ss, int port) {
     memset(ss, 0, sizeof *ss);

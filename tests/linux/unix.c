@@ -13,35 +13,6 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-static const char *nerr(int e) {
-    switch (e) {
-    case ENOTSOCK: return "ENOTSOCK";
-    case EADDRINUSE: return "EADDRINUSE";
-    case ECONNREFUSED: return "ECONNREFUSED";
-    case ENOTCONN: return "ENOTCONN";
-    case EISCONN: return "EISCONN";
-    case EOPNOTSUPP: return "EOPNOTSUPP";
-    case EAFNOSUPPORT: return "EAFNOSUPPORT";
-    case EPROTONOSUPPORT: return "EPROTONOSUPPORT";
-    case EPROTOTYPE: return "EPROTOTYPE";
-    default: return errname(e);
-    }
-}
-
-/* Like CHECK for a call that must fail with `want`: prints what it got. */
-#define EXPECT_ERR(what, call, want)                                         \
-    do {                                                                     \
-        errno = 0;                                                           \
-        long r_ = (long)(call);                                              \
-        int e_ = errno;                                                      \
-        if (r_ == -1 && e_ == (want)) {                                      \
-            printf("%s=ok\n", what);                                         \
-        } else {                                                             \
-            printf("%s=FAIL ret=%ld errno=%s\n", what, r_, nerr(e_));        \
-            test_failures++;                                                 \
-        }                                                                    \
-    } while (0)
-
 static socklen_t un_addr(struct sockaddr_un *a, const char *path, int abstract) {
     memset(a, 0, sizeof *a);
     a->sun_family = AF_UNIX;
