@@ -21,6 +21,9 @@ pub struct DeviceIrq {
     line: AtomicU32,
     ack: Ack,
     count: AtomicU64,
+    /// Who to tell after an acknowledged interrupt (the owning driver's
+    /// thread wakeup); runs in interrupt context, must not block.
+    wake: spin::Once<fn()>,
 }
 
 impl DeviceIrq {
@@ -31,6 +34,13 @@ impl DeviceIrq {
     pub fn line(&self) -> u32 {
         self.line.load(Ordering::Relaxed)
     }
+
+    /// Sets the function the handler calls after acknowledging the device
+    /// (once; later calls are ignored). It runs in interrupt context: it
+    /// may only wake threads or set flags.
+    pub fn set_wake(&self, f: fn()) {
+        self.wake.call_once(|| f);
+    }
 }
 
 impl IrqHandler for DeviceIrq {
@@ -38,6 +48,9 @@ impl IrqHandler for DeviceIrq {
         let mine = self.ack.ack();
         if mine {
             self.count.fetch_add(1, Ordering::Relaxed);
+            if let Some(wake) = self.wake.get() {
+                wake();
+            }
         }
         mine
     }
@@ -49,12 +62,13 @@ fn leak(at: String, line: u32, ack: Ack) -> &'static DeviceIrq {
         line: AtomicU32::new(line),
         ack,
         count: AtomicU64::new(0),
+        wake: spin::Once::new(),
     }))
 }
 
 /// A virtio-mmio transport's line (x86 GSI from the command line, GIC
 /// INTID from the DT).
-pub fn setup_mmio(reg: &mut Registry, base: u64, len: usize, line: u32, at: String) {
+pub(super) fn setup_mmio(reg: &mut Registry, base: u64, len: usize, line: u32, at: String) {
     let Some(regs) = dma::mmio(base, len) else {
         return;
     };
@@ -84,7 +98,7 @@ fn structure_mmio(
 }
 
 /// PCI: MSI-X where the arch has MSIs (x86), else INTx via the DT map.
-pub fn setup_pci(
+pub(super) fn setup_pci(
     reg: &mut Registry,
     cfg: &'static dyn ConfigSpace,
     f: &Found,

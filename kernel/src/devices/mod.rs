@@ -19,7 +19,7 @@
 
 pub mod dma;
 pub mod irq;
-mod irqs;
+pub mod irqs;
 pub mod pci;
 mod tests;
 
@@ -320,15 +320,30 @@ pub fn with_blk<R>(index: usize, f: impl FnOnce(&mut BlkEntry) -> R) -> Option<R
     reg.blks.get_mut(index).map(f)
 }
 
+/// A NIC handed to the network stack.
+pub struct TakenNet {
+    /// Where it was found (`pci:00:03.0`, `mmio:0xa003e00`).
+    pub at: String,
+    pub dev: Box<dyn NetDevice>,
+    /// Its interrupt, when one is wired: `set_wake` it to hear of
+    /// received frames and transmit completions.
+    pub irq: Option<&'static irqs::DeviceIrq>,
+}
+
 /// Hands the first (remaining) NIC to the network stack.
-pub fn take_net() -> Option<(String, Box<dyn NetDevice>)> {
+pub fn take_net() -> Option<TakenNet> {
     let mut g = REGISTRY.lock();
     let reg = g.as_mut()?;
     if reg.nets.is_empty() {
         return None;
     }
-    let (name, net) = reg.nets.remove(0);
-    Some((name, Box::new(net)))
+    let (at, net) = reg.nets.remove(0);
+    let irq = reg.irqs.iter().copied().find(|i| i.at == at);
+    Some(TakenNet {
+        at,
+        dev: Box::new(net),
+        irq,
+    })
 }
 
 /// Entropy from the virtio-rng, if there is one: bytes written.

@@ -15,7 +15,14 @@ commands:
          [--board B] [--arch x86_64|aarch64] [--smp N] [--mem MiB|NG]
          [--accel auto|tcg|kvm] [--ktest] [--ktest-filter S] [--release] [--timeout SECS]
          [--kernel ELF] [--strace] [--env NAME=VALUE]... [--add HOST:GUEST]...
-         [--sysroot DIR] [-- PROGRAM ARGS...]
+         [--sysroot DIR] [--net user|user,restrict|tap=IFNAME|none]
+         [-p [tcp:|udp:]HOSTPORT:GUESTPORT]... [--kopt WORD]... [--disk]
+         [-- PROGRAM ARGS...]
+         --net user: QEMU user networking with DHCP (the board's default NIC
+         is restricted: no traffic leaves QEMU); -p forwards 127.0.0.1:HOSTPORT
+         to the guest; --kopt adds a kernel option (ip=ADDR/LEN gw= dns=);
+         --disk boots the program from an image file system on a virtio disk
+         instead of an initramfs
   test   host tests (cargo test), the boot matrix of boards/*.toml, then
          the Linux conformance suite (tests/linux: each program on Linux
          and on Skiff, stdout and status compared)
@@ -55,7 +62,83 @@ pub struct RunArgs {
     /// `--sysroot DIR`: where libraries come from (default: `/` for the
     /// host's arch, `/usr/<triple>` for the other).
     pub sysroot: Option<std::path::PathBuf>,
+    /// `--net`: which network the NIC is on (default: the board's).
+    pub net: NetArg,
+    /// `-p`, in order.
+    pub forwards: Vec<Forward>,
+    /// `--kopt WORD`: extra kernel command-line options, in order.
+    pub kopts: Vec<String>,
+    /// `--disk`: the program's files on a virtio disk (image file system)
+    /// instead of an initramfs.
+    pub disk: bool,
     pub app: Vec<String>,
+}
+
+/// `--net`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NetArg {
+    /// What the board's QEMU arguments say (a restricted user network).
+    Board,
+    /// No NIC at all.
+    None,
+    /// QEMU user networking (slirp: DHCP, DNS, NAT); `restrict`: no
+    /// traffic leaves QEMU except port forwards.
+    User { restrict: bool },
+    /// A host tap interface (`tap=IFNAME`), for a real bridge.
+    Tap(String),
+}
+
+impl NetArg {
+    pub fn parse(v: &str) -> Option<NetArg> {
+        match v {
+            "none" => Some(NetArg::None),
+            "user" => Some(NetArg::User { restrict: false }),
+            "user,restrict" => Some(NetArg::User { restrict: true }),
+            _ => {
+                let name = v.strip_prefix("tap=")?;
+                let ok = !name.is_empty()
+                    && name.len() < 16
+                    && name
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
+                ok.then(|| NetArg::Tap(name.to_string()))
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Proto {
+    Tcp,
+    Udp,
+}
+
+/// `-p [tcp:|udp:]HOSTPORT:GUESTPORT`: host 127.0.0.1:HOSTPORT reaches the
+/// guest's GUESTPORT.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Forward {
+    pub proto: Proto,
+    pub host: u16,
+    pub guest: u16,
+}
+
+impl Forward {
+    pub fn parse(v: &str) -> Option<Forward> {
+        let (proto, rest) = if let Some(r) = v.strip_prefix("tcp:") {
+            (Proto::Tcp, r)
+        } else if let Some(r) = v.strip_prefix("udp:") {
+            (Proto::Udp, r)
+        } else {
+            (Proto::Tcp, v)
+        };
+        let (h, g) = rest.split_once(':')?;
+        let port = |s: &str| s.parse::<u16>().ok().filter(|&p| p != 0);
+        Some(Forward {
+            proto,
+            host: port(h)?,
+            guest: port(g)?,
+        })
+    }
 }
 
 /// `skiff test` options.
@@ -176,6 +259,10 @@ fn parse_run<I: Iterator<Item = String>>(a: &mut Args<I>) -> Result<RunArgs> {
         env: Vec::new(),
         adds: Vec::new(),
         sysroot: None,
+        net: NetArg::Board,
+        forwards: Vec::new(),
+        kopts: Vec::new(),
+        disk: false,
         app: Vec::new(),
     };
     while let Some(arg) = a.it.next() {
@@ -232,6 +319,30 @@ fn parse_run<I: Iterator<Item = String>>(a: &mut Args<I>) -> Result<RunArgs> {
                 r.adds.push(v);
             }
             "--sysroot" => r.sysroot = Some(a.value("--sysroot")?.into()),
+            "--net" => {
+                let v = a.value("--net")?;
+                r.net = NetArg::parse(&v).ok_or_else(|| {
+                    usage(format!(
+                        "--net {v}: expected user, user,restrict, tap=IFNAME or none"
+                    ))
+                })?;
+            }
+            "-p" | "--publish" => {
+                let v = a.value("-p")?;
+                r.forwards.push(Forward::parse(&v).ok_or_else(|| {
+                    usage(format!(
+                        "-p {v}: expected [tcp:|udp:]HOSTPORT:GUESTPORT with ports 1-65535"
+                    ))
+                })?);
+            }
+            "--kopt" => {
+                let v = a.value("--kopt")?;
+                if v.is_empty() || v.contains(char::is_whitespace) {
+                    return Err(usage(format!("--kopt {v:?}: expected one word")));
+                }
+                r.kopts.push(v);
+            }
+            "--disk" => r.disk = true,
             "--" => {
                 r.app = a.it.by_ref().collect();
                 break;
@@ -244,6 +355,12 @@ fn parse_run<I: Iterator<Item = String>>(a: &mut Args<I>) -> Result<RunArgs> {
         return Err(usage(
             "--strace, --env, --add and --sysroot need a program after `--`",
         ));
+    }
+    if r.disk && r.app.is_empty() {
+        return Err(usage("--disk needs a program after `--`"));
+    }
+    if !r.forwards.is_empty() && matches!(r.net, NetArg::None | NetArg::Tap(_)) {
+        return Err(usage("-p needs user networking (--net user)"));
     }
     Ok(r)
 }
@@ -446,6 +563,56 @@ mod tests {
         assert!(p("run --add /h:relative -- x").is_err());
         assert!(p("run --add :/g -- x").is_err());
         assert!(p("run --strace").is_err());
+    }
+
+    #[test]
+    fn run_network_and_disk_options() {
+        let Command::Run(r) = p(
+            "run --net user -p 8080:80 -p udp:5353:53 --kopt ip=10.0.2.15/24 --disk -- /usr/bin/nginx",
+        )
+        .unwrap() else {
+            panic!()
+        };
+        assert_eq!(r.net, NetArg::User { restrict: false });
+        assert_eq!(
+            r.forwards,
+            [
+                Forward {
+                    proto: Proto::Tcp,
+                    host: 8080,
+                    guest: 80
+                },
+                Forward {
+                    proto: Proto::Udp,
+                    host: 5353,
+                    guest: 53
+                }
+            ]
+        );
+        assert_eq!(r.kopts, ["ip=10.0.2.15/24"]);
+        assert!(r.disk);
+        assert_eq!(
+            NetArg::parse("user,restrict"),
+            Some(NetArg::User { restrict: true })
+        );
+        assert_eq!(NetArg::parse("tap=tap0"), Some(NetArg::Tap("tap0".into())));
+        assert_eq!(NetArg::parse("none"), Some(NetArg::None));
+        assert_eq!(NetArg::parse("tap="), None);
+        assert_eq!(NetArg::parse("tap=a;rm"), None);
+        assert_eq!(NetArg::parse("bridge"), None);
+        assert!(p("run --net bogus -- x").is_err());
+        assert!(p("run -p 0:80 -- x").is_err());
+        assert!(p("run -p 70000:80 -- x").is_err());
+        assert!(p("run -p 80 -- x").is_err());
+        assert!(p("run -p sctp:1:2 -- x").is_err());
+        assert!(p("run --net none -p 1:2 -- x").is_err());
+        assert!(p("run --kopt").is_err());
+        assert!(p("run --disk").is_err());
+        let Command::Run(r) = p("run -- x").unwrap() else {
+            panic!()
+        };
+        assert_eq!(r.net, NetArg::Board);
+        assert!(!r.disk && r.forwards.is_empty());
     }
 
     #[test]

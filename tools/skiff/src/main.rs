@@ -12,12 +12,14 @@ mod boards;
 mod cli;
 mod console;
 mod cpio;
+mod disk;
 mod elfinfo;
 mod error;
 mod kernel;
 mod linux_guest;
 mod linux_suite;
 mod matrix;
+mod netopts;
 mod qemu;
 mod symbols;
 mod sysroot;
@@ -117,6 +119,17 @@ fn pack_program(
 fn run(root: &Path, r: &RunArgs) -> Result<u8> {
     let all = boards::load_dir(&root.join("boards"))?;
     let board: &Board = boards::select(&all, r.board.as_deref(), r.arch)?;
+    // `--kopt` words join the board's kernel options.
+    let with_kopts;
+    let board: &Board = if r.kopts.is_empty() {
+        board
+    } else {
+        with_kopts = Board {
+            cmdline: format!("{} {}", board.cmdline, r.kopts.join(" ")),
+            ..board.clone()
+        };
+        &with_kopts
+    };
     // The program is checked and packed before anything is built or booted.
     let program = if r.ktest || r.app.is_empty() {
         None
@@ -169,8 +182,19 @@ fn run(root: &Path, r: &RunArgs) -> Result<u8> {
         icount: false,
     };
     let mut argv = qemu::qemu_args(&spec);
+    netopts::apply(board, &r.net, &r.forwards, &mut argv)?;
+    // `--disk`: the files go on a virtio disk holding an image file
+    // system; otherwise in an initramfs.
+    let disk_image = match &program {
+        Some((packed, initrd)) if r.disk => {
+            Some(disk::attach(root, board, packed, initrd, &mut argv)?)
+        }
+        _ => None,
+    };
     if let Some((packed, initrd)) = &program {
-        qemu::add_initrd(&mut argv, initrd);
+        if disk_image.is_none() {
+            qemu::add_initrd(&mut argv, initrd);
+        }
         eprintln!(
             "skiff: app path={} interp={} libraries={} files={} initrd={}KiB",
             packed.launch.path,
@@ -228,6 +252,9 @@ fn run(root: &Path, r: &RunArgs) -> Result<u8> {
     }
     if let Some((_, initrd)) = &program {
         let _ = std::fs::remove_file(initrd);
+    }
+    if let Some(image) = &disk_image {
+        let _ = std::fs::remove_file(image);
     }
     if let Some(msg) = outcome.ending.explain() {
         eprintln!("skiff: {msg}");
