@@ -23,10 +23,11 @@ commands:
          to the guest; --kopt adds a kernel option (ip=ADDR/LEN gw= dns=);
          --disk boots the program from an image file system on a virtio disk
          instead of an initramfs
-  test   host tests (cargo test), the boot matrix of boards/*.toml, then
-         the Linux conformance suite (tests/linux: each program on Linux
-         and on Skiff, stdout and status compared)
-         [--board B]... [--only host|boot|linux] [--skip host|boot|linux]...
+  test   host tests (cargo test), the boot matrix of boards/*.toml, the
+         Linux conformance suite (tests/linux: each program on Linux and on
+         Skiff, stdout and status compared), then the network phase (guests
+         and Debian servers driven from the host through port forwards)
+         [--board B]... [--only host|boot|linux|net] [--skip host|boot|linux|net]...
          [--host-only] [--boot-only] [--filter SUBSTRING] [--jobs N]
          [--release] [--accel auto|tcg|kvm]
   bench  boot an in-guest benchmark suite twice (plain, and under
@@ -149,6 +150,9 @@ pub struct TestArgs {
     pub boot: bool,
     /// The Linux conformance phase (tests/linux).
     pub linux: bool,
+    /// The network phase: guests driven from the host through port
+    /// forwards (tools/skiff/src/nettest).
+    pub net: bool,
     /// `--filter S`: only conformance cases whose name contains S.
     pub filter: Option<String>,
     pub jobs: usize,
@@ -371,6 +375,7 @@ enum Phase {
     Host,
     Boot,
     Linux,
+    Net,
 }
 
 fn phase(flag: &str, v: &str) -> Result<Phase> {
@@ -378,7 +383,10 @@ fn phase(flag: &str, v: &str) -> Result<Phase> {
         "host" => Ok(Phase::Host),
         "boot" => Ok(Phase::Boot),
         "linux" => Ok(Phase::Linux),
-        _ => Err(usage(format!("{flag} {v}: expected host, boot or linux"))),
+        "net" => Ok(Phase::Net),
+        _ => Err(usage(format!(
+            "{flag} {v}: expected host, boot, linux or net"
+        ))),
     }
 }
 
@@ -421,6 +429,7 @@ fn parse_test<I: Iterator<Item = String>>(a: &mut Args<I>) -> Result<TestArgs> {
         host: true,
         boot: true,
         linux: true,
+        net: true,
         filter: None,
         jobs: 1,
         release: false,
@@ -429,18 +438,20 @@ fn parse_test<I: Iterator<Item = String>>(a: &mut Args<I>) -> Result<TestArgs> {
     while let Some(arg) = a.it.next() {
         match arg.as_str() {
             "--board" => t.boards.push(a.value("--board")?),
-            "--host-only" => (t.boot, t.linux) = (false, false),
-            "--boot-only" => (t.host, t.linux) = (false, false),
+            "--host-only" => (t.boot, t.linux, t.net) = (false, false, false),
+            "--boot-only" => (t.host, t.linux, t.net) = (false, false, false),
             "--only" => {
                 let p = phase("--only", &a.value("--only")?)?;
                 t.host = p == Phase::Host;
                 t.boot = p == Phase::Boot;
                 t.linux = p == Phase::Linux;
+                t.net = p == Phase::Net;
             }
             "--skip" => match phase("--skip", &a.value("--skip")?)? {
                 Phase::Host => t.host = false,
                 Phase::Boot => t.boot = false,
                 Phase::Linux => t.linux = false,
+                Phase::Net => t.net = false,
             },
             "--filter" => t.filter = Some(a.value("--filter")?),
             "--jobs" | "-j" => {
@@ -454,7 +465,7 @@ fn parse_test<I: Iterator<Item = String>>(a: &mut Args<I>) -> Result<TestArgs> {
             other => return Err(usage(format!("test: unknown option `{other}`"))),
         }
     }
-    if !t.host && !t.boot && !t.linux {
+    if !t.host && !t.boot && !t.linux && !t.net {
         return Err(usage(
             "no test phase left to run (--only/--skip/--host-only/--boot-only)",
         ));
@@ -542,7 +553,11 @@ mod tests {
         };
         assert!(t.host && t.boot && t.linux);
         assert!(p("test --only network").is_err());
-        assert!(p("test --skip host --skip boot --skip linux").is_err());
+        let Command::Test(t) = p("test --only net").unwrap() else {
+            panic!()
+        };
+        assert!(t.net && !t.host && !t.boot && !t.linux);
+        assert!(p("test --skip host --skip boot --skip linux --skip net").is_err());
     }
 
     #[test]

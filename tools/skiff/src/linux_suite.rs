@@ -1015,7 +1015,7 @@ impl Job<'_> {
 
 /// The boards the phase runs on: the `--board` ones (first per arch) or
 /// each arch's default board.
-fn phase_boards<'a>(all: &'a [Board], args: &TestArgs) -> Vec<&'a Board> {
+pub fn phase_boards<'a>(all: &'a [Board], args: &TestArgs) -> Vec<&'a Board> {
     let mut out: Vec<&Board> = Vec::new();
     for arch in [Arch::X86_64, Arch::Aarch64] {
         let pick = if args.boards.is_empty() {

@@ -20,6 +20,7 @@ mod linux_guest;
 mod linux_suite;
 mod matrix;
 mod netopts;
+mod nettest;
 mod qemu;
 mod symbols;
 mod sysroot;

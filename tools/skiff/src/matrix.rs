@@ -251,6 +251,11 @@ pub fn run(root: &Path, boards: &[Board], args: &TestArgs) -> Result<u8> {
             tally.add(&v);
         }
     }
+    if args.net {
+        for v in crate::nettest::run(root, boards, args) {
+            tally.add(&v);
+        }
+    }
     println!(
         "skiff: test: finished in {:.1}s",
         started.elapsed().as_secs_f64()
