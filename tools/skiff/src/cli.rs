@@ -172,7 +172,7 @@ pub struct BenchArgs {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     Test(TestArgs),
     Bench(BenchArgs),
     Boards,
@@ -238,7 +238,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command> {
         return Ok(Command::Help);
     };
     match cmd.as_str() {
-        "run" => parse_run(&mut a).map(Command::Run),
+        "run" => parse_run(&mut a).map(|r| Command::Run(Box::new(r))),
         "test" => parse_test(&mut a).map(Command::Test),
         "bench" => parse_bench(&mut a).map(Command::Bench),
         "boards" => Ok(Command::Boards),
