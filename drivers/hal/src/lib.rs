@@ -372,6 +372,22 @@ pub trait IrqRegistrar: Send + Sync {
     fn register_msi(&self, handler: &'static dyn IrqHandler) -> Result<IrqSource, IrqError>;
 }
 
+/// How a driver waits for a request it submitted: the kernel blocks the
+/// calling thread until the device's interrupt (or a periodic re-check)
+/// finds `done()` true. Drivers without one spin on `done()` instead.
+pub trait CompletionWait: Send + Sync {
+    /// Returns once `done()` holds. `done` may run with interrupts off: it
+    /// must only read memory (a used ring), never block.
+    fn wait(&self, done: &mut dyn FnMut() -> bool);
+}
+
+/// Spins until `done()` holds: the polling fallback.
+pub fn spin_until(done: &mut dyn FnMut() -> bool) {
+    while !done() {
+        core::hint::spin_loop();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     extern crate std;

@@ -11,9 +11,11 @@
 //!   device and leaves the wrapper [`DeviceError::Broken`]: it is never used
 //!   again.
 //!
-//! The drivers are polled from thread context; interrupt-driven completion
-//! is wired by the kernel through `skiff_hal::IrqRegistrar` where the
-//! platform routes the device's interrupt (see docs/devices.md).
+//! Requests are made from thread context. A [`Blk`] given a
+//! `skiff_hal::CompletionWait` (the kernel does, when the device's
+//! interrupt is wired) sleeps until its interrupt reports the request used;
+//! otherwise, and for rng, net and blk flushes, the drivers poll the used
+//! ring (see docs/devices.md).
 
 pub mod cmdline;
 pub mod hal;
@@ -23,7 +25,8 @@ use crate::net::{NetDevice, NetError};
 use crate::pci::{Bdf, ConfigSpace};
 use core::ptr::NonNull;
 use hal::VirtioHal;
-use virtio_drivers::device::blk::{VirtIOBlk, SECTOR_SIZE};
+use skiff_hal::CompletionWait;
+use virtio_drivers::device::blk::{BlkReq, BlkResp, VirtIOBlk, SECTOR_SIZE};
 use virtio_drivers::device::net::VirtIONet;
 use virtio_drivers::device::rng::VirtIORng;
 use virtio_drivers::transport::mmio::{MmioTransport, VirtIOHeader};
@@ -241,6 +244,9 @@ pub struct Blk {
     dev: Option<VirtIOBlk<VirtioHal, AnyTransport>>,
     capacity: u64,
     readonly: bool,
+    /// How reads and writes wait for completion: the kernel's interrupt
+    /// wait when the device's interrupt is wired, else spinning.
+    waiter: Option<&'static dyn CompletionWait>,
 }
 
 impl Blk {
@@ -253,7 +259,19 @@ impl Blk {
             capacity: dev.capacity(),
             readonly: dev.readonly(),
             dev: Some(dev),
+            waiter: None,
         })
+    }
+
+    /// Reads and writes then sleep in `waiter` until the device completes
+    /// them (its interrupt wakes them) instead of spinning.
+    pub fn set_waiter(&mut self, waiter: &'static dyn CompletionWait) {
+        self.waiter = Some(waiter);
+    }
+
+    /// Whether requests complete by interrupt (a waiter is set).
+    pub fn interrupt_driven(&self) -> bool {
+        self.waiter.is_some()
     }
 
     /// Capacity in 512-byte sectors.
@@ -295,7 +313,21 @@ impl Blk {
     pub fn read(&mut self, sector: u64, buf: &mut [u8]) -> Result<(), DeviceError> {
         self.check(sector, buf.len())?;
         let dev = self.dev.as_mut().ok_or(DeviceError::Broken)?;
-        let r = dev.read_blocks(sector as usize, buf);
+        let mut req = BlkReq::default();
+        let mut resp = BlkResp::default();
+        // SAFETY: `req`, `buf` and `resp` stay borrowed here until the
+        // matching `complete_read_blocks`, which always runs (`wait` only
+        // returns once the request is used). The device never sees them
+        // anyway: `VirtioHal::share` bounces them through DMA pages.
+        #[allow(unsafe_code)]
+        let r = match unsafe { dev.read_blocks_nb(sector as usize, &mut req, buf, &mut resp) } {
+            Ok(token) => {
+                wait_used(self.waiter, dev);
+                // SAFETY: the same buffers as `read_blocks_nb` got.
+                unsafe { dev.complete_read_blocks(token, &req, buf, &mut resp) }
+            }
+            Err(e) => Err(e),
+        };
         self.outcome(r)
     }
 
@@ -306,7 +338,18 @@ impl Blk {
             return Err(DeviceError::ReadOnly);
         }
         let dev = self.dev.as_mut().ok_or(DeviceError::Broken)?;
-        let r = dev.write_blocks(sector as usize, buf);
+        let mut req = BlkReq::default();
+        let mut resp = BlkResp::default();
+        // SAFETY: as in `read`.
+        #[allow(unsafe_code)]
+        let r = match unsafe { dev.write_blocks_nb(sector as usize, &mut req, buf, &mut resp) } {
+            Ok(token) => {
+                wait_used(self.waiter, dev);
+                // SAFETY: the same buffers as `write_blocks_nb` got.
+                unsafe { dev.complete_write_blocks(token, &req, buf, &mut resp) }
+            }
+            Err(e) => Err(e),
+        };
         self.outcome(r)
     }
 
@@ -315,6 +358,20 @@ impl Blk {
         let dev = self.dev.as_mut().ok_or(DeviceError::Broken)?;
         let r = dev.flush();
         self.outcome(r)
+    }
+}
+
+/// Waits until the block queue has a used entry (the request in flight:
+/// one at a time, so any other token is a protocol error that
+/// `complete_*` reports as `WrongToken`).
+fn wait_used(
+    waiter: Option<&'static dyn CompletionWait>,
+    dev: &mut VirtIOBlk<VirtioHal, AnyTransport>,
+) {
+    let mut done = || dev.peek_used().is_some();
+    match waiter {
+        Some(w) => w.wait(&mut done),
+        None => skiff_hal::spin_until(&mut done),
     }
 }
 

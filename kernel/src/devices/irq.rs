@@ -7,7 +7,7 @@
 //! the arch on delivery, see arch `irq::eoi`/`irq::unmask`).
 
 use crate::arch;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use skiff_drivers::hal::{IrqError, IrqHandler, IrqRegistrar, IrqSource};
 use spin::Mutex;
 
@@ -22,6 +22,8 @@ type Slot = [Option<&'static dyn IrqHandler>; PER_LINE];
 static TABLE: Mutex<alloc::vec::Vec<(u32, Slot)>> = Mutex::new(alloc::vec::Vec::new());
 static DISPATCHED: AtomicU64 = AtomicU64::new(0);
 static UNCLAIMED: AtomicU64 = AtomicU64::new(0);
+/// Whether an interrupt on a line without handlers was logged already.
+static UNKNOWN_LOGGED: AtomicBool = AtomicBool::new(false);
 
 /// The registrar drivers are given.
 pub struct KernelIrqs;
@@ -115,6 +117,11 @@ pub fn dispatch(line: u32) {
     }
     if !claimed {
         UNCLAIMED.fetch_add(1, Ordering::Relaxed);
+        if handlers.iter().all(Option::is_none) && !UNKNOWN_LOGGED.swap(true, Ordering::Relaxed) {
+            // A line nobody registered: the arch leaves it masked (level
+            // lines) and it is counted; logged once, not per interrupt.
+            log::warn!("irq: line={line} fired with no handler; ignored, level lines stay masked (logged once)");
+        }
     }
     if handlers.iter().any(Option::is_some) {
         arch::irq::eoi(line);

@@ -1,14 +1,17 @@
 //! Wiring virtio devices' interrupts: MSI-X on x86 PCI (every queue on one
 //! vector routed to the boot CPU's local APIC), INTx through the DT
 //! interrupt-map on arm64 PCI, and the platform line of a virtio-mmio
-//! transport. The handler acknowledges the device and counts; the drivers
-//! themselves still complete requests by polling (see docs/devices.md).
+//! transport. The handler acknowledges the device, counts, wakes the
+//! threads sleeping in [`DeviceIrq`]'s completion wait (virtio-blk
+//! requests) and calls the owner's `set_wake` hook (the NIC). See
+//! docs/devices.md.
 
 use super::{dma, irq::KERNEL_IRQS, pci::Found, Registry};
+use crate::sync::WaitQueue;
 use alloc::boxed::Box;
 use alloc::string::String;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use skiff_drivers::hal::{IrqHandler, IrqRegistrar};
+use skiff_drivers::hal::{CompletionWait, IrqHandler, IrqRegistrar};
 use skiff_drivers::pci::{Bdf, ConfigSpace};
 use skiff_drivers::virtio::irq::{self as virq, Ack};
 use skiff_platform::firmware::PciHost;
@@ -24,6 +27,8 @@ pub struct DeviceIrq {
     /// Who to tell after an acknowledged interrupt (the owning driver's
     /// thread wakeup); runs in interrupt context, must not block.
     wake: spin::Once<fn()>,
+    /// Threads waiting for a request of this device to complete.
+    waiters: WaitQueue,
 }
 
 impl DeviceIrq {
@@ -48,11 +53,29 @@ impl IrqHandler for DeviceIrq {
         let mine = self.ack.ack();
         if mine {
             self.count.fetch_add(1, Ordering::Relaxed);
+            self.waiters.wake_all();
             if let Some(wake) = self.wake.get() {
                 wake();
             }
         }
         mine
+    }
+}
+
+/// How long a completion wait sleeps before re-checking the used ring on
+/// its own: a safety net should an interrupt be lost, not the normal path.
+const RECHECK_NS: u64 = 50_000_000;
+
+impl CompletionWait for DeviceIrq {
+    /// Sleeps until the interrupt handler wakes this device's queue and
+    /// `done()` holds. Without a scheduler to sleep in (interrupts off,
+    /// early boot) it spins.
+    fn wait(&self, done: &mut dyn FnMut() -> bool) {
+        if !crate::arch::cpu::interrupts_enabled() {
+            skiff_drivers::hal::spin_until(done);
+            return;
+        }
+        while self.waiters.wait_timeout(RECHECK_NS, &mut *done) {}
     }
 }
 
@@ -63,7 +86,18 @@ fn leak(at: String, line: u32, ack: Ack) -> &'static DeviceIrq {
         ack,
         count: AtomicU64::new(0),
         wake: spin::Once::new(),
+        waiters: WaitQueue::new(),
     }))
+}
+
+/// Records a device's wired interrupt; a disk at the same place then
+/// completes its requests by interrupt.
+fn wired(reg: &mut Registry, h: &'static DeviceIrq) {
+    if let Some(b) = reg.blks.iter_mut().find(|b| b.name == h.at) {
+        b.dev.set_waiter(h);
+        log::info!("virtio: blk at={} completion=interrupt", h.at);
+    }
+    reg.irqs.push(h);
 }
 
 /// A virtio-mmio transport's line (x86 GSI from the command line, GIC
@@ -76,7 +110,7 @@ pub(super) fn setup_mmio(reg: &mut Registry, base: u64, len: usize, line: u32, a
     match KERNEL_IRQS.register_line(line, h) {
         Ok(()) => {
             log::info!("virtio: irq at={} line={line}", h.at);
-            reg.irqs.push(h);
+            wired(reg, h);
         }
         Err(e) => log::warn!("virtio: irq at={} line={line} error={e:?}", h.at),
     }
@@ -108,7 +142,7 @@ pub(super) fn setup_pci(
     let bdf: Bdf = f.function.bdf;
     if f.msix {
         if let Some(h) = setup_msix(cfg, f, host, &at) {
-            reg.irqs.push(h);
+            wired(reg, h);
             return;
         }
     }
@@ -126,7 +160,7 @@ pub(super) fn setup_pci(
     match KERNEL_IRQS.register_line(line, h) {
         Ok(()) => {
             log::info!("virtio: irq at={} intx={line}", h.at);
-            reg.irqs.push(h);
+            wired(reg, h);
         }
         Err(e) => log::warn!("virtio: irq at={} intx={line} error={e:?}", h.at),
     }
