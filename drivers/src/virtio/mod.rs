@@ -5,6 +5,9 @@
 //!
 //! * [`hal`] meets the crate's `Hal` contract over the kernel's DMA layer.
 //! * [`cmdline`] parses `virtio_mmio.device=` (x86 microvm).
+//! * [`net`] is the network driver ([`Net`]), on the crate's transport and
+//!   queue rather than its `VirtIONet` (checksum offload and mergeable
+//!   receive buffers).
 //! * [`Rng`], [`Blk`], [`Net`] own one device each. Any error that means the
 //!   device broke protocol (a used-ring entry that is not the request in
 //!   flight, an impossible length, a config that will not read) resets the
@@ -20,14 +23,13 @@
 pub mod cmdline;
 pub mod hal;
 pub mod irq;
+pub mod net;
 
-use crate::net::{NetDevice, NetError};
 use crate::pci::{Bdf, ConfigSpace};
 use core::ptr::NonNull;
 use hal::VirtioHal;
 use skiff_hal::CompletionWait;
 use virtio_drivers::device::blk::{BlkReq, BlkResp, VirtIOBlk, SECTOR_SIZE};
-use virtio_drivers::device::net::VirtIONet;
 use virtio_drivers::device::rng::VirtIORng;
 use virtio_drivers::transport::mmio::{MmioTransport, VirtIOHeader};
 use virtio_drivers::transport::pci::bus::{ConfigurationAccess, DeviceFunction, PciRoot};
@@ -377,135 +379,7 @@ fn wait_used(
 
 // ---- net ----
 
-/// Receive/transmit ring size.
-const NET_QUEUE: usize = 16;
-/// Buffer per frame: MTU 1500 + Ethernet header, with room to spare (no
-/// mergeable or large buffers negotiated by this driver yet).
-const NET_BUF: usize = 2048;
-/// virtio-net feature: the device reports link status in its config.
-const NET_F_STATUS: u64 = 1 << 16;
-/// virtio-net feature: the device's MTU is in its config.
-const NET_F_MTU: u64 = 1 << 3;
-
-/// A virtio network device.
-pub struct Net {
-    dev: Option<VirtIONet<VirtioHal, AnyTransport, NET_QUEUE>>,
-    mac: [u8; 6],
-    mtu: usize,
-    link_up: Option<bool>,
-}
-
-impl Net {
-    pub fn new(mut t: AnyTransport) -> Result<Self, DeviceError> {
-        if t.device_type() != DeviceType::Network {
-            return Err(DeviceError::WrongType);
-        }
-        let features = t.read_device_features();
-        // virtio_net_config: mac[6] at 0, status u16 at 6, mtu u16 at 10.
-        let link_up = if features & NET_F_STATUS != 0 {
-            t.read_config_space::<u16>(6).ok().map(|s| s & 1 != 0)
-        } else {
-            None
-        };
-        let mtu = if features & NET_F_MTU != 0 {
-            t.read_config_space::<u16>(10)
-                .ok()
-                .map(usize::from)
-                .filter(|m| (68..=1500).contains(m))
-                .unwrap_or(1500)
-        } else {
-            1500
-        };
-        let dev = VirtIONet::new(t, NET_BUF).map_err(|_| DeviceError::Init)?;
-        Ok(Self {
-            mac: dev.mac_address(),
-            mtu,
-            link_up,
-            dev: Some(dev),
-        })
-    }
-
-    /// Link state from the device config, when it reports one.
-    pub fn link(&self) -> Option<bool> {
-        self.link_up
-    }
-
-    fn broken(&mut self, what: &str, e: virtio_drivers::Error) -> NetError {
-        if is_protocol_violation(&e) {
-            log::warn!("virtio: net {what} protocol error={e}; reset");
-            self.dev = None;
-            NetError::Broken
-        } else {
-            NetError::Device
-        }
-    }
-}
-
-impl NetDevice for Net {
-    fn mac(&self) -> [u8; 6] {
-        self.mac
-    }
-
-    fn mtu(&self) -> usize {
-        self.mtu
-    }
-
-    fn link_up(&self) -> bool {
-        self.link_up.unwrap_or(true)
-    }
-
-    fn send(&mut self, frame: &[u8]) -> Result<(), NetError> {
-        if frame.len() > self.mtu + 14 || frame.len() < 14 {
-            return Err(NetError::BadFrame);
-        }
-        let dev = self.dev.as_mut().ok_or(NetError::Broken)?;
-        if !dev.can_send() {
-            return Err(NetError::Busy);
-        }
-        let mut tx = dev.new_tx_buffer(frame.len());
-        tx.packet_mut().copy_from_slice(frame);
-        match dev.send(tx) {
-            Ok(()) => Ok(()),
-            Err(virtio_drivers::Error::QueueFull) => Err(NetError::Busy),
-            Err(e) => Err(self.broken("send", e)),
-        }
-    }
-
-    fn receive(&mut self, buf: &mut [u8]) -> Result<Option<usize>, NetError> {
-        let dev = self.dev.as_mut().ok_or(NetError::Broken)?;
-        if !dev.can_recv() {
-            return Ok(None);
-        }
-        let rx = match dev.receive() {
-            Ok(rx) => rx,
-            Err(virtio_drivers::Error::NotReady) => return Ok(None),
-            Err(e) => return Err(self.broken("receive", e)),
-        };
-        // The used-ring length is the device's word: a frame reaching past
-        // the buffer (less the largest header, 12 bytes) is nonsense.
-        if rx.packet_len() + 12 > rx.as_bytes().len() {
-            log::warn!(
-                "virtio: net rx len={} beyond buffer={}; reset",
-                rx.packet_len(),
-                rx.as_bytes().len()
-            );
-            self.dev = None;
-            return Err(NetError::Broken);
-        }
-        let packet = rx.packet();
-        let n = packet.len();
-        let fits = n <= buf.len();
-        if fits {
-            buf[..n].copy_from_slice(packet);
-        }
-        let recycled = dev.recycle_rx_buffer(rx);
-        if let Err(e) = recycled {
-            return Err(self.broken("recycle", e));
-        }
-        if fits {
-            Ok(Some(n))
-        } else {
-            Err(NetError::BufferTooSmall { needed: n })
-        }
-    }
-}
+// The net driver is ours, on the crate's `Transport` and `VirtQueue`: the
+// crate's `VirtIONet` cannot negotiate checksum offload or mergeable
+// receive buffers (see net.rs).
+pub use net::Net;

@@ -251,16 +251,18 @@ fn attach(reg: &mut Registry, at: String, t: AnyTransport) -> bool {
             }
         },
         DeviceType::Network => match Net::new(t) {
-            Ok(n) => {
+            Ok(mut n) => {
+                n.set_location(&at);
                 let link = match n.link() {
                     Some(true) => "up",
                     Some(false) => "down",
                     None => "unknown",
                 };
                 crate::println!(
-                    "virtio: net at={at} mac={} mtu={} link={link}",
+                    "virtio: net at={at} mac={} mtu={} link={link} features={}",
                     MacAddr(n.mac()),
-                    n.mtu()
+                    n.mtu(),
+                    n.offload_names()
                 );
                 reg.found.push((
                     "net",
