@@ -46,6 +46,9 @@ pub struct Options<'a> {
     pub virtio_mmio: arrayvec::ArrayVec<&'a str, MAX_VIRTIO_MMIO>,
     /// `devices.expect=LIST`: what a board's boot must find (ktest).
     pub devices_expect: Option<&'a str>,
+    /// `root=/dev/vdX|image`: mount the SKIFFIMG image on that disk as `/`
+    /// instead of the initramfs (docs/imagefs.md; checked at mount).
+    pub root: Option<&'a str>,
     /// The first unknown `key[=value]`, reported at boot; the count of them.
     pub unknown: Option<&'a str>,
     pub unknown_count: usize,
@@ -200,6 +203,18 @@ impl<'a> Options<'a> {
                 }
                 "devices.expect" => match value.map(unquote) {
                     Some(v) if !v.is_empty() => o.devices_expect = Some(v),
+                    _ => return Err(CmdlineError::EmptyValue { key }),
+                },
+                // The network's options: parsed (and refused when
+                // malformed) by `net::config::NetConfig::parse` at bring-up;
+                // `net.expect=` by the `net_expected` ktest.
+                "ip" | "ip6" | "gw" | "dns" | "net.expect" => {
+                    if value.is_none_or(|v| unquote(v).is_empty()) {
+                        return Err(CmdlineError::EmptyValue { key });
+                    }
+                }
+                "root" => match value.map(unquote) {
+                    Some(v) if !v.is_empty() => o.root = Some(v),
                     _ => return Err(CmdlineError::EmptyValue { key }),
                 },
                 "ktest.filter" => match value.map(unquote) {
@@ -419,11 +434,33 @@ mod tests {
     }
 
     #[test]
+    fn root_names_the_root_disk() {
+        let o = Options::parse("root=image debug_exit -- /app/p root=x").unwrap();
+        assert_eq!(o.root, Some("image"));
+        assert_eq!(o.app_args().collect::<Vec<_>>(), ["/app/p", "root=x"]);
+        assert_eq!(Options::parse("-- a").unwrap().root, None);
+        assert!(Options::parse("root= -- a").is_err());
+    }
+
+    #[test]
     fn argv0_names_the_program_as_typed() {
         let o = Options::parse("argv0=./hello -- /app/hello x").unwrap();
         assert_eq!(o.argv0, Some("./hello"));
         assert_eq!(o.app_args().collect::<Vec<_>>(), ["/app/hello", "x"]);
         assert!(Options::parse("argv0= -- x").is_err());
+    }
+
+    #[test]
+    fn network_options_are_known() {
+        let o = Options::parse(
+            "ip=10.0.2.15/24 ip6=fd00::2/64 gw=10.0.2.2 dns=10.0.2.3 net.expect=addr:10.0.2.15/24 -- a",
+        )
+        .unwrap();
+        assert_eq!(o.unknown_count, 0);
+        assert_eq!(
+            Options::parse("ip= -- a"),
+            Err(CmdlineError::EmptyValue { key: "ip" })
+        );
     }
 
     #[test]

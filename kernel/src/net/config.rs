@@ -1,8 +1,10 @@
 //! Static network configuration from the kernel command line:
-//! `ip=ADDR/PREFIX` (IPv4 or IPv6, repeatable; `ip=dhcp` asks for DHCPv4),
+//! `ip=ADDR/PREFIX` (IPv4 or IPv6, repeatable; `ip=dhcp` asks for DHCPv4,
+//! the default when no IPv4 address is given; `ip=off`/`ip=none`: no
+//! IPv4 configuration), `ip6=ADDR/PREFIX` (an IPv6 address),
 //! `gw=ADDR` (the default router, one per family) and `dns=ADDR[,ADDR...]`
 //! (for `/etc/resolv.conf`). Parsed before any NIC exists; the NIC's
-//! interface applies it when it comes up (DHCP needs the NIC).
+//! interface applies it when it comes up (`net::nic`).
 //!
 //! Words after ` -- ` are the application's and are not looked at; keys
 //! other than these three are left for the kernel's option parser.
@@ -20,6 +22,8 @@ pub const MAX_ADDRS: usize = 4;
 pub struct NetConfig {
     /// `ip=dhcp`.
     pub dhcp: bool,
+    /// `ip=off` or `ip=none`.
+    pub off: bool,
     pub addrs: Vec<IpCidr>,
     pub gateways: Vec<IpAddress>,
     pub dns: Vec<IpAddress>,
@@ -84,11 +88,15 @@ impl NetConfig {
             let value = value.trim_matches('"');
             match key {
                 "ip" if value == "dhcp" => c.dhcp = true,
-                "ip" => {
+                "ip" if value == "off" || value == "none" => c.off = true,
+                "ip" | "ip6" => {
                     let (a, p) = value
                         .split_once('/')
                         .ok_or(ConfigError::BadPrefix { value })?;
                     let ip = addr(key, a)?;
+                    if key == "ip6" && !matches!(ip, IpAddress::Ipv6(_)) {
+                        return Err(ConfigError::BadAddress { key, value });
+                    }
                     let max = match ip {
                         IpAddress::Ipv4(_) => 32,
                         IpAddress::Ipv6(_) => 128,
@@ -125,6 +133,28 @@ impl NetConfig {
         Ok(c)
     }
 
+    /// Whether IPv4 comes from DHCP: asked for, or no IPv4 address given
+    /// and not turned off.
+    pub fn wants_dhcp(&self) -> bool {
+        self.dhcp || (!self.off && !self.addrs.iter().any(|a| matches!(a, IpCidr::Ipv4(_))))
+    }
+
+    /// The IPv4 default router given, if any.
+    pub fn gateway_v4(&self) -> Option<smoltcp::wire::Ipv4Address> {
+        self.gateways.iter().find_map(|g| match g {
+            IpAddress::Ipv4(a) => Some(*a),
+            _ => None,
+        })
+    }
+
+    /// The IPv6 default router given, if any.
+    pub fn gateway_v6(&self) -> Option<smoltcp::wire::Ipv6Address> {
+        self.gateways.iter().find_map(|g| match g {
+            IpAddress::Ipv6(a) => Some(*a),
+            _ => None,
+        })
+    }
+
     /// The `/etc/resolv.conf` these servers make (empty without any).
     pub fn resolv_conf(&self) -> alloc::string::String {
         use core::fmt::Write;
@@ -157,6 +187,36 @@ mod tests {
         assert_eq!(c.gateways, [IpAddress::v4(10, 0, 2, 2)]);
         assert_eq!(c.dns.len(), 2);
         assert_eq!(c.resolv_conf(), "nameserver 10.0.2.3\nnameserver 1.1.1.1\n");
+    }
+
+    #[test]
+    fn dhcp_by_default_off_and_ip6() {
+        assert!(NetConfig::parse("").unwrap().wants_dhcp());
+        assert!(NetConfig::parse("ip6=fd00::2/64").unwrap().wants_dhcp());
+        let s = NetConfig::parse("ip=10.0.2.15/24 gw=10.0.2.2 gw=fe80::1").unwrap();
+        assert!(!s.wants_dhcp());
+        assert_eq!(
+            s.gateway_v4(),
+            Some(smoltcp::wire::Ipv4Address::new(10, 0, 2, 2))
+        );
+        assert_eq!(
+            s.gateway_v6(),
+            Some(smoltcp::wire::Ipv6Address::new(0xfe80, 0, 0, 0, 0, 0, 0, 1))
+        );
+        assert!(NetConfig::parse("ip=10.0.2.15/24 ip=dhcp")
+            .unwrap()
+            .wants_dhcp());
+        for off in ["ip=off", "ip=none"] {
+            let c = NetConfig::parse(off).unwrap();
+            assert!(c.off && !c.wants_dhcp(), "{off}");
+        }
+        assert_eq!(
+            NetConfig::parse("ip6=10.0.0.1/8"),
+            Err(ConfigError::BadAddress {
+                key: "ip6",
+                value: "10.0.0.1/8"
+            })
+        );
     }
 
     #[test]

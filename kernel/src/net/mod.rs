@@ -1,5 +1,5 @@
-//! The network stack: one `smoltcp` interface per device (the loopback
-//! now; NICs plug in as further interfaces, [`stack::Stack::add_interface`]),
+//! The network stack: one `smoltcp` interface per device (the loopback,
+//! and `eth0` over the first NIC: [`nic`], brought up by [`boot`]),
 //! run in thread context — by the thread whose call changed something, or
 //! by the network thread for timers and device interrupts — and the TCP
 //! and UDP socket state the Linux layer (`linux::socket::inet`) builds on.
@@ -7,8 +7,11 @@
 //! docs/network.md explains the design and how it maps to OSv's net
 //! channels.
 
+#[cfg(target_os = "none")]
+pub mod boot;
 pub mod config;
 pub mod loopback;
+pub mod nic;
 pub mod notify;
 pub mod ports;
 pub mod stack;
@@ -25,6 +28,13 @@ use smoltcp::wire::{IpAddress, IpEndpoint};
 pub struct Names {
     pub local: Option<(Option<IpAddress>, u16)>,
     pub remote: Option<IpEndpoint>,
+}
+
+/// eth0's configuration changed: wake whoever waits for it (boot) and
+/// have `/run/resolv.conf` rewritten.
+pub fn notify_config_changed() {
+    #[cfg(target_os = "none")]
+    boot::config_changed();
 }
 
 /// Monotonic nanoseconds: the kernel clock on the target, the host's in

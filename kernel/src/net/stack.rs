@@ -65,9 +65,9 @@ pub trait NetIface: Send {
 pub struct Iface<D: Device + RxPending + Send> {
     name: &'static str,
     loopback: bool,
-    iface: Interface,
-    dev: D,
-    sockets: SocketSet<'static>,
+    pub(super) iface: Interface,
+    pub(super) dev: D,
+    pub(super) sockets: SocketSet<'static>,
 }
 
 impl<D: Device + RxPending + Send> Iface<D> {
@@ -292,6 +292,46 @@ pub fn with<R>(f: impl FnOnce(&mut Stack) -> R) -> R {
     r
 }
 
+/// Whether some TCP connection still has data or a FIN the peer has not
+/// acknowledged.
+#[cfg(target_os = "none")]
+fn unsent(s: &mut Stack) -> bool {
+    s.ifaces.iter_mut().any(|i| {
+        i.sockets().iter().any(|(_, so)| match so {
+            smoltcp::socket::Socket::Tcp(t) => {
+                use smoltcp::socket::tcp::State as T;
+                matches!(
+                    t.state(),
+                    T::Established | T::CloseWait | T::FinWait1 | T::Closing | T::LastAck
+                ) && (t.send_queue() > 0 || !matches!(t.state(), T::Established | T::CloseWait))
+            }
+            _ => false,
+        })
+    })
+}
+
+/// Before the VM powers off at the app's exit: lets TCP deliver what the
+/// app wrote (and its FINs), as Linux keeps sending after a process ends —
+/// a server that answers and exits would otherwise lose its answer. Polls
+/// until nothing is left unacknowledged or `max_ns` passed.
+#[cfg(target_os = "none")]
+pub fn drain_before_exit(max_ns: u64) {
+    if STACK.get().is_none() {
+        return;
+    }
+    let deadline = crate::time::now_ns().saturating_add(max_ns);
+    while with(|s| {
+        s.poll();
+        unsent(s)
+    }) {
+        if crate::time::now_ns() >= deadline {
+            log::warn!("net: exit with TCP data still unacknowledged");
+            return;
+        }
+        crate::sched::sleep(2_000_000);
+    }
+}
+
 /// A poll now, from any thread (host tests drive timers with it).
 pub fn poll_now() {
     with(|s| s.poll());
@@ -356,6 +396,7 @@ fn thread_main() {
             for n in wake {
                 n.wake();
             }
+            super::boot::update_resolv_conf();
             next
         };
         match next {

@@ -31,7 +31,7 @@ use smoltcp::time::Duration;
 use smoltcp::wire::{IpAddress, IpEndpoint, IpListenEndpoint};
 
 /// Listening sockets kept ready per interface.
-const LISTEN_POOL: usize = 4;
+const LISTEN_POOL: usize = 16;
 /// smoltcp buffer sizes: at least this, more if `SO_RCVBUF`/`SO_SNDBUF`
 /// asked for it (up to [`BUF_MAX`]).
 pub const BUF_DEFAULT: usize = 64 * 1024;
@@ -269,6 +269,35 @@ pub fn accept(st: &mut Stack, id: u64) -> KResult<Option<(u64, Arc<Notify>)>> {
             Some(IpAddress::Ipv4(_)) => v6 && v6only,
             None => true,
         };
+        // smoltcp's wildcard listen sockets match both families: an IPv4
+        // peer caught by an `IPV6_V6ONLY` listener goes to the AF_INET
+        // listener of the same port when there is one (memcached, nginx
+        // listen on both).
+        if wrong && v6 && matches!(remote.map(|r| r.addr), Some(IpAddress::Ipv4(_))) {
+            let at = local.map(|l| (l.addr, l.port));
+            let other = st.tcp.iter().find_map(|(&oid, o)| match &o.state {
+                State::Listening { endpoint, .. }
+                    if oid != id
+                        && (!o.v6 || !o.v6only)
+                        && at.is_some_and(|(a, p)| {
+                            endpoint.port == p && endpoint.addr.is_none_or(|x| x == a)
+                        }) =>
+                {
+                    Some(oid)
+                }
+                _ => None,
+            });
+            if let Some(oid) = other {
+                if let Some(State::Listening { ready, .. }) =
+                    st.tcp.get_mut(&oid).map(|o| &mut o.state)
+                {
+                    ready.push_back(s);
+                }
+                refresh_one(st, oid);
+                refresh_one(st, id);
+                continue;
+            }
+        }
         let nid = st.new_id();
         let mut ne = Entry::new(v6);
         ne.state = State::Connected(s);
@@ -688,8 +717,13 @@ fn refresh_entry(st: &mut Stack, id: u64) {
                 )
                 && !e.orphan
             {
-                // Closed without a FIN exchange: the peer reset it.
-                e.error = Some(Errno::ECONNRESET);
+                // Closed without a FIN exchange: the peer reset it (EPIPE
+                // after its FIN, as Linux's tcp_reset in CLOSE_WAIT).
+                e.error = Some(if e.last == Tcp::CloseWait {
+                    Errno::EPIPE
+                } else {
+                    Errno::ECONNRESET
+                });
             }
             event |= now != e.last || rxq > e.last_rx || room > e.last_tx_room;
             e.last = now;
@@ -699,6 +733,10 @@ fn refresh_entry(st: &mut Stack, id: u64) {
                 st.ifaces[s.0].sockets().remove(s.1);
                 st.tcp.remove(&id);
                 return;
+            }
+            if e.orphan && rxq > 0 {
+                // Data for a socket the app closed: Linux resets.
+                sk(st, s).abort();
             }
         }
         State::Idle | State::Closed => {}

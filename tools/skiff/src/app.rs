@@ -286,6 +286,9 @@ fn file_perm(host: &Path) -> Result<u32, AppError> {
     Ok(perm_of(&std::fs::metadata(host).map_err(io(host))?))
 }
 
+/// Where `/etc/resolv.conf` points: the file the kernel writes.
+pub const RESOLV_CONF_TARGET: &str = "/run/resolv.conf";
+
 /// The `/etc` files every image gets.
 pub fn etc_files(hostname: &str) -> Vec<(&'static str, String)> {
     vec![
@@ -475,6 +478,14 @@ pub fn pack(req: &Request) -> Result<Packed, AppError> {
             },
         )?;
     }
+    // The kernel writes the resolver's servers (DHCP or dns=) to
+    // /run/resolv.conf at boot (kernel/src/net/boot.rs).
+    tree.insert(
+        "/etc/resolv.conf",
+        Node::Symlink {
+            target: RESOLV_CONF_TARGET.into(),
+        },
+    )?;
     // What an --add provides arrives with the --add below.
     for p in set.interp.iter().chain(&set.libraries).chain(&set.extra) {
         if root.overlay(p).is_none() {

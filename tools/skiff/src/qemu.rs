@@ -335,6 +335,8 @@ pub fn run(
         log: Vec::new(),
         elapsed: Duration::ZERO,
     };
+    // QEMU inherits the open-file limit: a socket per forwarded connection.
+    crate::netopts::raise_nofile_limit();
     let mut child = match Command::new(program)
         .args(args)
         .stdin(Stdio::null())
