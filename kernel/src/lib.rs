@@ -19,6 +19,8 @@ extern crate alloc;
 pub mod wakeq;
 
 #[cfg(not(loom))]
+pub mod block;
+#[cfg(not(loom))]
 pub mod boottime;
 #[cfg(not(loom))]
 pub mod cmdline;

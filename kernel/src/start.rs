@@ -90,6 +90,7 @@ pub fn kernel_main(args: BootArgs) -> ! {
         argv: opts.app_args().map(alloc::string::String::from).collect(),
         envp: opts.app_env().map(alloc::string::String::from).collect(),
         strace: opts.strace,
+        root: opts.root.map(alloc::string::String::from),
     };
     let bench = opts.bench.map(alloc::string::String::from);
     // The virtio-mmio transports named on the command line (QEMU's microvm
@@ -119,6 +120,8 @@ struct AppSpec {
     argv: alloc::vec::Vec<alloc::string::String>,
     envp: alloc::vec::Vec<alloc::string::String>,
     strace: bool,
+    /// `root=`: the disk whose image is `/` (else the initramfs).
+    root: Option<alloc::string::String>,
 }
 
 /// The rest of boot, after the scheduler is up: the ktests or the app.
@@ -163,13 +166,27 @@ fn run_app(app: AppSpec) -> ! {
     crate::fs::set_clock(crate::time::realtime_ns);
     let console: alloc::sync::Arc<dyn crate::fs::devfs::Console> =
         alloc::sync::Arc::new(linux_app::ConsoleDevice);
-    let vfs = match crate::fs::mount_root(initrd, Some(console), linux_app::proc_sources()) {
+    let mounted = match app.root.as_deref() {
+        Some(spec) => {
+            crate::block::virtio::mount_root_image(spec, Some(console), linux_app::proc_sources())
+                .map_err(|e| alloc::format!("{e}"))
+        }
+        None => crate::fs::mount_root(initrd, Some(console), linux_app::proc_sources())
+            .map_err(|e| alloc::format!("{e}")),
+    };
+    let vfs = match mounted {
         Ok(v) => v,
         Err(e) => {
             println!("skiff: cannot mount the root file system: {e}");
             exit(crate::EXIT_KERNEL_FAILURE)
         }
     };
+    // The NIC up (DHCP lease waited for, bounded) and /run/resolv.conf
+    // written before the app runs.
+    if let Err(e) = crate::net::boot::bring_up_for_app(&vfs) {
+        println!("skiff: {e}");
+        exit(crate::EXIT_KERNEL_FAILURE)
+    }
     match linux_app::start(vfs, app.argv, app.argv0, app.envp, app.strace) {
         Ok(thread) => {
             crate::sched::join(&thread);

@@ -367,6 +367,35 @@ mod tests {
     }
 
     #[test]
+    fn big_directories_span_blocks_and_every_name_is_found() {
+        let mut b = Builder::new();
+        b.dir("/d", 0o700).unwrap();
+        let names: Vec<String> = (0..600)
+            .map(|i| alloc::format!("file-{i:04}-{}", "x".repeat(i % 40)))
+            .collect();
+        for (i, n) in names.iter().enumerate() {
+            b.file(
+                &alloc::format!("/d/{n}"),
+                alloc::vec![i as u8; i % 7],
+                0o644,
+            )
+            .unwrap();
+        }
+        let img = Image::open(b.finish()).unwrap();
+        let d = img.lookup(ROOT_INO, "d").unwrap();
+        let info = img.inode(d).unwrap();
+        assert!(info.size > BLOCK, "the directory spans blocks");
+        assert_eq!((info.mode, info.kind), (0o700, Kind::Directory));
+        assert_eq!(img.entries(d).unwrap().len(), 600);
+        for (i, n) in names.iter().enumerate() {
+            let f = img.lookup(d, n).unwrap();
+            let mut buf = [0u8; 8];
+            assert_eq!(img.read(f, 0, &mut buf).unwrap(), i % 7);
+            assert!(buf[..i % 7].iter().all(|&x| x == i as u8));
+        }
+    }
+
+    #[test]
     fn images_are_reproducible() {
         assert_eq!(sample(), sample());
     }

@@ -11,6 +11,7 @@
 pub mod cpio;
 pub mod devfs;
 pub mod eventfd;
+pub mod imagefs;
 pub mod pipe;
 pub mod procfs;
 pub mod ramfs;
@@ -19,7 +20,7 @@ pub mod synth;
 pub mod timerfd;
 pub mod waitq;
 
-pub use root::{mount_root, MountError};
+pub use root::{mount_image_root, mount_root, MountError};
 pub use waitq::{wait_any, WaitQueue, Wake};
 
 use crate::errno::{Errno, KResult};

@@ -15,7 +15,11 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
 use spin::Mutex;
 
-static NEXT_DEV: AtomicU64 = AtomicU64::new(1);
+/// Device numbers for ramfs instances start above the fixed ones of the
+/// other file systems (devfs 0x05, pipefs 0x0c, anon 0x0d, proc 0x16,
+/// sys 0x17), so no two mounted file systems share one (mount points are
+/// keyed on (dev, ino)).
+static NEXT_DEV: AtomicU64 = AtomicU64::new(0x20);
 
 /// Largest regular file ramfs accepts (EFBIG above).
 pub const MAX_FILE: u64 = 1 << 40;
