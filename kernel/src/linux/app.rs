@@ -202,6 +202,8 @@ impl Services for KernelServices {
         (s.total_frames * PAGE, s.free_frames * PAGE)
     }
     fn exit_group(&self, status: u8) {
+        // What the app sent over TCP reaches the peer before power-off.
+        crate::net::stack::drain_before_exit(1_000_000_000);
         crate::start::exit(status)
     }
     fn tracing(&self) -> bool {

@@ -914,6 +914,7 @@ fn queue_thread(task: &Task, tid: u32, mask: u64, info: Info) {
         t.pending |= bit(sig);
     });
     mark_in_use();
+    note_queued();
     if !blocked {
         interrupt(tid);
     }
@@ -960,9 +961,81 @@ pub fn queue_process(task: &Task, info: Info) {
         pick
     });
     mark_in_use();
+    note_queued();
     if let Some(tid) = target {
         interrupt(tid);
     }
+}
+
+/// Woken whenever a signal becomes pending: what signalfd readers and
+/// pollers wait on ([`super::files::signalfd`]).
+pub static QUEUED: crate::fs::WaitQueue = crate::fs::WaitQueue::new();
+static QUEUED_SEQ: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+fn note_queued() {
+    QUEUED_SEQ.fetch_add(1, core::sync::atomic::Ordering::AcqRel);
+    QUEUED.wake_all();
+}
+
+/// How many signals were queued so far (an edge for epoll's EPOLLET).
+pub fn queued_seq() -> u64 {
+    QUEUED_SEQ.load(core::sync::atomic::Ordering::Acquire)
+}
+
+/// Takes the lowest pending signal of `set` for `tid`, its own first, then
+/// the process's (what a signalfd read dequeues), with its info.
+pub fn dequeue_from(tid: u32, set: u64) -> Option<Info> {
+    let set = set & !UNBLOCKABLE;
+    locked(|s| {
+        if let Some(t) = s.threads.get_mut(&tid) {
+            let mine = t.pending & set;
+            if mine != 0 {
+                let sig = mine.trailing_zeros() as usize + 1;
+                t.pending &= !bit(sig);
+                return Some(t.info[sig - 1]);
+            }
+        }
+        let shared = s.shared & set;
+        (shared != 0).then(|| {
+            let sig = shared.trailing_zeros() as usize + 1;
+            s.shared &= !bit(sig);
+            s.shared_info[sig - 1]
+        })
+    })
+}
+
+/// The app thread running on this CPU (its tid), once it entered user
+/// mode; None on the host and for kernel threads.
+pub fn current_tid() -> Option<u32> {
+    #[cfg(target_os = "none")]
+    return u32::try_from(crate::sched::current().tag())
+        .ok()
+        .filter(|&t| t != 0);
+    #[cfg(not(target_os = "none"))]
+    None
+}
+
+/// Raises SIGPIPE on the calling thread, as Linux does when a write to a
+/// pipe or socket fails with EPIPE (not for `MSG_NOSIGNAL` sends).
+pub fn raise_sigpipe(task: &Task, thread: &ThreadState) {
+    let info = Info {
+        signo: SIGPIPE as i32,
+        code: SI_USER,
+        pid: task.pid(),
+        uid: 0,
+        addr: 0,
+    };
+    queue(task, thread, info);
+}
+
+/// `result`, after raising SIGPIPE for an EPIPE (the write calls' rule).
+pub fn sigpipe_on_epipe(ctx: &(dyn Ctx + '_), result: KResult<usize>) -> KResult<usize> {
+    if result == Err(Errno::EPIPE) {
+        if let (Some(task), Some(thread)) = (ctx.task(), ctx.thread()) {
+            raise_sigpipe(task, thread);
+        }
+    }
+    result
 }
 
 /// Pokes thread `tid` out of an interruptible wait (target; nothing to do

@@ -10,9 +10,9 @@
 //! [`Socket`] behind a descriptor (ENOTSOCK otherwise), decode addresses
 //! ([`addr`]) and move data between user memory and the socket.
 //!
-//! Simplified, as documented at each handler: a write to a socket whose
-//! peer is gone fails with EPIPE but raises no SIGPIPE (signals are the
-//! signal code's; `MSG_NOSIGNAL` is accepted); `SO_LINGER` is stored and
+//! A write or send to a socket whose peer is gone fails with EPIPE and
+//! raises SIGPIPE on the caller, unless `MSG_NOSIGNAL`. Simplified, as
+//! documented at each handler: `SO_LINGER` is stored and
 //! reported, not acted on; out-of-band data (`MSG_OOB`) is EOPNOTSUPP.
 
 pub mod addr;
@@ -523,7 +523,24 @@ fn is_stream(s: &dyn Socket) -> bool {
 }
 
 /// Sends the user bytes of `iov` (a list of (address, length)).
+/// [`send_iov_quiet`], raising SIGPIPE on EPIPE unless `MSG_NOSIGNAL`.
 fn send_iov(
+    ctx: &mut dyn Ctx,
+    f: &OpenFile,
+    s: &dyn Socket,
+    iov: &[(usize, usize)],
+    to: Option<SockAddr>,
+    rights: Vec<Arc<OpenFile>>,
+    flags: u32,
+) -> KResult<usize> {
+    let r = send_iov_quiet(ctx, f, s, iov, to, rights, flags);
+    if flags & MSG_NOSIGNAL != 0 {
+        return r;
+    }
+    super::signal::sigpipe_on_epipe(ctx, r)
+}
+
+fn send_iov_quiet(
     ctx: &mut dyn Ctx,
     f: &OpenFile,
     s: &dyn Socket,
@@ -670,7 +687,7 @@ fn dest(ctx: &mut dyn Ctx, s: &dyn Socket, addr: usize, len: usize) -> KResult<O
 }
 
 /// `sendto(fd, buf, len, flags, addr, addrlen)`: `MSG_DONTWAIT`,
-/// `MSG_NOSIGNAL` (EPIPE either way: no SIGPIPE is raised yet), `MSG_MORE`
+/// `MSG_NOSIGNAL` (EPIPE without SIGPIPE; else SIGPIPE too), `MSG_MORE`
 /// and `MSG_EOR` accepted; EPIPE after the peer or this end shut writing,
 /// ENOTCONN/EDESTADDRREQ without a destination.
 pub fn sys_sendto(ctx: &mut Cx, a: &Args) -> KResult<usize> {

@@ -59,6 +59,8 @@ crate::syscall_table! {
         get_robust_list(Int, Hex, Hex) => misc::sys_get_robust_list;
         uname(Hex) => misc::sys_uname;
         prctl(Int, Hex, Hex, Hex, Hex) => misc::sys_prctl;
+        getitimer(Int, Hex) => misc::sys_getitimer;
+        setitimer(Int, Hex, Hex) => misc::sys_setitimer;
         arch_prctl(Hex, Hex) => misc::sys_arch_prctl;
         prlimit64(Int, Int, Hex, Hex) => misc::sys_prlimit64;
         getrlimit(Int, Hex) => misc::sys_getrlimit;

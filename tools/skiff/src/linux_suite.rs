@@ -141,6 +141,18 @@ pub struct Program {
     /// `ARCH/VARIANT` globs (`*` matches any run of characters).
     #[serde(default)]
     pub known_failing: Vec<String>,
+    /// Only the variants matching these `ARCH/VARIANT` globs run (all when
+    /// empty): for programs too slow under TCG to run in every variant.
+    #[serde(default)]
+    pub variants: Vec<String>,
+    /// Seconds the Skiff run may take (default [`GUEST_TIMEOUT`]).
+    #[serde(default)]
+    pub timeout: Option<u64>,
+    /// `ARCH/VARIANT` globs that also run with the files on a disk (as
+    /// `cargo skiff run --disk`; case name `.../NAME/disk`), plus a boot
+    /// from the same image with one byte flipped, which must be refused.
+    #[serde(default)]
+    pub disk: Vec<String>,
 }
 
 /// How a test program is built.
@@ -352,15 +364,18 @@ struct Case<'a> {
     program: &'a Program,
     arch: Arch,
     variant: Variant,
+    /// The files on a disk image rather than in an initramfs.
+    disk: bool,
 }
 
 impl Case<'_> {
     fn name(&self) -> String {
         format!(
-            "{}/{}/{}",
+            "{}/{}/{}{}",
             self.arch,
             self.variant.name(),
-            self.program.name
+            self.program.name,
+            if self.disk { "/disk" } else { "" }
         )
     }
 
@@ -686,8 +701,70 @@ fn run_case(env: &Env, case: &Case) -> (Verdict, String, Vec<String>) {
         Err(e) => return fail(format!("kernel build: {e}"), Vec::new()),
     };
     let slug = case.name().replace('/', "-");
-    let got = guest(env, board, kernel, &slug, &packed);
+    let timeout = case
+        .program
+        .timeout
+        .map_or(GUEST_TIMEOUT, Duration::from_secs);
+    let got = guest(env, board, kernel, &slug, &packed, timeout, case.disk);
+    if case.disk {
+        if let Err(why) = corrupt_disk_is_refused(env, board, kernel, &slug, &packed) {
+            return fail(format!("corrupt image: {why}"), Vec::new());
+        }
+    }
     judge(&name, case.known_failing(), &want, got, started)
+}
+
+/// Boots `packed` from its disk image with one byte of the inode table
+/// flipped: the kernel must refuse the root with the documented kernel
+/// failure status and say why.
+fn corrupt_disk_is_refused(
+    env: &Env,
+    board: &Board,
+    kernel: &Kernel,
+    slug: &str,
+    packed: &Packed,
+) -> Result<(), String> {
+    let decision = accel::decide(crate::accel::AccelRequest::Tcg, env.facts, board)
+        .map_err(|e| e.to_string())?;
+    let qemu_bin = qemu::require_qemu(board).map_err(|e| e.to_string())?;
+    let words = packed.launch.cmdline_words().map_err(|e| e.to_string())?;
+    let mut bytes = crate::disk::image_from_cpio(&packed.initrd).map_err(|e| e.to_string())?;
+    // The inode table starts at 4096; byte 4 of inode 2 is its mode.
+    bytes[4096 + 64 + 4] ^= 0x01;
+    let image = env.log_dir.join(format!("{slug}-corrupt.img"));
+    std::fs::write(&image, bytes).map_err(|e| format!("{}: {e}", image.display()))?;
+    let spec = RunSpec {
+        board,
+        accel: decision.accel,
+        smp: 1,
+        mem_mib: board.memory_mib,
+        kernel: kernel.boot_file(board).to_path_buf(),
+        cmdline: qemu::app_cmdline(board, &words),
+        xen: None,
+        icount: false,
+    };
+    let mut argv = qemu::qemu_args(&spec);
+    crate::disk::add_disk(board, &image, &mut argv).map_err(|e| e.to_string())?;
+    let outcome = qemu::run(
+        &qemu_bin,
+        &argv,
+        board.exit_device,
+        GUEST_TIMEOUT,
+        AfterStatus::for_board(board),
+        &mut |_| {},
+    );
+    let _ = std::fs::remove_file(&image);
+    let said = outcome.log.iter().any(|l| {
+        l.contains("cannot mount the root file system")
+            && l.contains("corrupt image: inode table checksum")
+    });
+    match &outcome.ending {
+        Ending::Status { status: 254, .. } if said => Ok(()),
+        Ending::Status { status: 254, .. } => {
+            Err("exit 254 but no `corrupt image: inode table checksum` message".into())
+        }
+        other => Err(format!("expected exit status 254, got {other:?}")),
+    }
 }
 
 type GuestResult = Result<(Observed, PathBuf, Vec<String>), (String, Vec<String>)>;
@@ -918,7 +995,7 @@ fn run_deb_case(env: &Env, case: &DebCase) -> (Verdict, String, Vec<String>) {
         Err(e) => return fail(format!("kernel build: {e}")),
     };
     let slug = name.replace('/', "-");
-    let mut got = guest(env, board, kernel, &slug, &packed);
+    let mut got = guest(env, board, kernel, &slug, &packed, GUEST_TIMEOUT, false);
     if let (Some(f), Ok((observed, _, tail))) = (&case.program.stdout_filter, &mut got) {
         match filter_stdout(&guest_side(f), observed.clone()) {
             Ok(o) => *observed = o,
@@ -937,6 +1014,8 @@ fn guest(
     kernel: &Kernel,
     slug: &str,
     packed: &Packed,
+    timeout: Duration,
+    disk: bool,
 ) -> Result<(Observed, PathBuf, Vec<String>), (String, Vec<String>)> {
     let err = |s: String| (s, Vec::new());
     let decision = accel::decide(crate::accel::AccelRequest::Tcg, env.facts, board)
@@ -960,16 +1039,24 @@ fn guest(
         icount: false,
     };
     let mut argv = qemu::qemu_args(&spec);
-    qemu::add_initrd(&mut argv, &initrd);
+    let image = env.log_dir.join(format!("{slug}.img"));
+    if disk {
+        let bytes = crate::disk::image_from_cpio(&packed.initrd).map_err(|e| err(e.to_string()))?;
+        std::fs::write(&image, bytes).map_err(|e| err(format!("{}: {e}", image.display())))?;
+        crate::disk::add_disk(board, &image, &mut argv).map_err(|e| err(e.to_string()))?;
+    } else {
+        qemu::add_initrd(&mut argv, &initrd);
+    }
     let outcome = qemu::run(
         &qemu_bin,
         &argv,
         board.exit_device,
-        GUEST_TIMEOUT,
+        timeout,
         AfterStatus::for_board(board),
         &mut |_| {},
     );
     let _ = std::fs::remove_file(&initrd);
+    let _ = std::fs::remove_file(&image);
     let log_path = env.log_dir.join(format!("{slug}.log"));
     let mut log = format!("$ {} {}\n", qemu_bin.display(), matrix::shell_words(&argv));
     for l in &outcome.log {
@@ -1058,10 +1145,21 @@ pub fn run(root: &Path, all: &[Board], args: &TestArgs) -> Vec<Verdict> {
                         .iter()
                         .copied()
                         .filter(move |v| v.compiler(arch).is_some())
-                        .map(move |variant| Case {
-                            program: p,
-                            arch,
-                            variant,
+                        .filter(move |v| {
+                            let key = format!("{arch}/{}", v.name());
+                            p.variants.is_empty() || p.variants.iter().any(|g| glob(g, &key))
+                        })
+                        .flat_map(move |variant| {
+                            let key = format!("{arch}/{}", variant.name());
+                            let disk = p.disk.iter().any(|g| glob(g, &key));
+                            [false, true].into_iter().filter(move |&d| !d || disk).map(
+                                move |disk| Case {
+                                    program: p,
+                                    arch,
+                                    variant,
+                                    disk,
+                                },
+                            )
                         })
                 })
         })
@@ -1208,6 +1306,20 @@ mod tests {
                 "{}",
                 p.name
             );
+            // A `variants` glob that matches nothing would drop cases silently.
+            for g in &p.variants {
+                let hits = [Arch::X86_64, Arch::Aarch64]
+                    .into_iter()
+                    .flat_map(|a| {
+                        Variant::C
+                            .iter()
+                            .filter(move |v| v.compiler(a).is_some())
+                            .map(move |v| format!("{a}/{}", v.name()))
+                    })
+                    .filter(|k| glob(g, k))
+                    .count();
+                assert!(hits > 0, "{}: variants glob {g} matches nothing", p.name);
+            }
         }
         assert!(suite.rust.len() >= 5);
         for p in &suite.rust {
@@ -1367,6 +1479,7 @@ mod tests {
             program: &suite.rust[0],
             arch: Arch::Aarch64,
             variant: Variant::RustMusl,
+            disk: false,
         };
         assert_eq!(case.name(), "aarch64/rust-musl/std_env");
         assert!(case.known_failing());

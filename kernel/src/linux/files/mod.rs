@@ -23,6 +23,7 @@ pub mod fdops;
 pub mod path;
 pub mod poll;
 pub mod rw;
+pub mod signalfd;
 pub mod xattr;
 
 #[cfg(test)]
@@ -42,6 +43,7 @@ use fdops::*;
 use path::*;
 use poll::*;
 use rw::*;
+use signalfd::*;
 use xattr::*;
 
 crate::syscall_table! {
@@ -135,6 +137,8 @@ crate::syscall_table! {
         timerfd_create(Int, Hex) => sys_timerfd_create;
         timerfd_settime(Int, Hex, Hex, Hex) => sys_timerfd_settime;
         timerfd_gettime(Int, Hex) => sys_timerfd_gettime;
+        signalfd(Int, Hex, Size) => sys_signalfd;
+        signalfd4(Int, Hex, Size, Hex) => sys_signalfd4;
 
         getxattr(Str, Str, Hex, Size) => sys_getxattr;
         lgetxattr(Str, Str, Hex, Size) => sys_lgetxattr;

@@ -134,7 +134,8 @@ pub fn sys_read(ctx: &mut Cx, a: &Args) -> KResult<usize> {
 /// `write(fd, buf, count)`.
 pub fn sys_write(ctx: &mut Cx, a: &Args) -> KResult<usize> {
     let f = file(ctx, a[0])?;
-    write_from_user(ctx, &f, a[1], a[2], At::Cursor)
+    let r = write_from_user(ctx, &f, a[1], a[2], At::Cursor);
+    crate::linux::signal::sigpipe_on_epipe(ctx, r)
 }
 
 /// `pread64(fd, buf, count, pos)`: EINVAL for a negative position,
@@ -233,7 +234,8 @@ pub fn sys_readv(ctx: &mut Cx, a: &Args) -> KResult<usize> {
 }
 
 pub fn sys_writev(ctx: &mut Cx, a: &Args) -> KResult<usize> {
-    writev_at(ctx, a, At::Cursor)
+    let r = writev_at(ctx, a, At::Cursor);
+    crate::linux::signal::sigpipe_on_epipe(ctx, r)
 }
 
 /// `preadv(fd, iov, iovcnt, pos_l, pos_h)`: on 64-bit, `pos_l` is the

@@ -220,6 +220,7 @@ fn table_names_are_linux_names_on_both_arches() {
         "epoll_create",
         "epoll_wait",
         "eventfd",
+        "signalfd",
     ];
     assert_eq!(implemented(&arm), ENTRIES.len() - legacy.len());
 }

@@ -342,6 +342,22 @@ fn identity_uname_prctl_and_limits() {
     assert_eq!(t.call("prctl", [16, buf + 2048, 0, 0, 0, 0]), 0);
     assert_eq!(t.read(buf as u64 + 2048, 16), b"a-very-long-thr\0");
     assert_eq!(t.call("prctl", [9999, 0, 0, 0, 0, 0]), E(Errno::EINVAL));
+    // PR_CAPBSET_READ: every capability up to CAP_LAST_CAP (40) is held.
+    assert_eq!(t.call("prctl", [23, 0, 0, 0, 0, 0]), 1);
+    assert_eq!(t.call("prctl", [23, 40, 0, 0, 0, 0]), 1);
+    assert_eq!(t.call("prctl", [23, 41, 0, 0, 0, 0]), E(Errno::EINVAL));
+    // setitimer: disarming succeeds and reports a disarmed old timer;
+    // arming is unsupported (ENOSYS); a bad `which` is EINVAL.
+    assert!(t.ctx.pages.write(buf as u64, &[0u8; 32]));
+    assert!(t.ctx.pages.write(buf as u64 + 64, &[0xffu8; 32]));
+    assert_eq!(t.call("setitimer", [0, buf, buf + 64, 0, 0, 0]), 0);
+    assert_eq!(t.read(buf as u64 + 64, 32), [0u8; 32]);
+    assert!(t.ctx.pages.write(buf as u64 + 24, &1u64.to_le_bytes()));
+    assert_eq!(t.call("setitimer", [0, buf, 0, 0, 0, 0]), E(Errno::ENOSYS));
+    assert_eq!(t.call("setitimer", [3, buf, 0, 0, 0, 0]), E(Errno::EINVAL));
+    assert!(t.ctx.pages.write(buf as u64 + 64, &[0xffu8; 32]));
+    assert_eq!(t.call("getitimer", [1, buf + 64, 0, 0, 0, 0]), 0);
+    assert_eq!(t.read(buf as u64 + 64, 32), [0u8; 32]);
     // setrlimit then getrlimit; soft above hard is EINVAL.
     assert!(t.ctx.pages.write(
         buf as u64,

@@ -565,3 +565,36 @@ fn signals_reach_other_threads_and_the_process() {
     forget(7303);
     assert!(!exists(7302));
 }
+
+#[test]
+fn epipe_raises_sigpipe_and_signalfd_dequeues_it() {
+    let mut ctx = FakeCtx::new();
+    ctx.thread = ThreadState::new(7101);
+    let _serial = shared_set();
+    let c: &mut Cx = &mut ctx;
+    let seq = queued_seq();
+    // Other results raise nothing.
+    assert_eq!(sigpipe_on_epipe(c, Ok(1)), Ok(1));
+    assert_eq!(sigpipe_on_epipe(c, Err(Errno::EAGAIN)), Err(Errno::EAGAIN));
+    assert_eq!(pending(7101) & bit(SIGPIPE), 0);
+    assert_eq!(sigpipe_on_epipe(c, Err(Errno::EPIPE)), Err(Errno::EPIPE));
+    assert_ne!(pending(7101) & bit(SIGPIPE), 0);
+    assert!(queued_seq() > seq, "a queued signal is a new edge");
+    // What signalfd reads: only signals of its set, then nothing.
+    assert_eq!(dequeue_from(7101, bit(SIGUSR1)), None);
+    let info = dequeue_from(7101, bit(SIGPIPE)).unwrap();
+    assert_eq!(
+        (info.signo, info.code, info.pid),
+        (SIGPIPE as i32, SI_USER, 1)
+    );
+    assert_eq!(pending(7101) & bit(SIGPIPE), 0);
+    // Ignored: EPIPE only.
+    let ign = Action {
+        handler: SIG_IGN,
+        ..Action::default()
+    };
+    c.task().unwrap().set_action(SIGPIPE, ign.raw());
+    assert_eq!(sigpipe_on_epipe(c, Err(Errno::EPIPE)), Err(Errno::EPIPE));
+    assert_eq!(pending(7101) & bit(SIGPIPE), 0);
+    forget(7101);
+}
