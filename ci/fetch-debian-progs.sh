@@ -34,6 +34,13 @@ pkgs=(
     sqlite3 libsqlite3-0 libreadline8 libtinfo6 zlib1g
     python3-minimal python3.11-minimal libpython3.11-minimal libpython3.11-stdlib
     libexpat1 libssl3 libffi8 libbz2-1.0 liblzma5
+    # The network phase's servers (tools/skiff/src/nettest/servers.rs):
+    # redis-server (a link to redis-tools' redis-check-rdb), memcached,
+    # nginx, and the libraries they load.
+    redis-server redis-tools libjemalloc2 liblzf1 libatomic1 libstdc++6
+    libsystemd0 libcap2 libgcrypt20 libgpg-error0 liblz4-1 libzstd1
+    memcached libevent-2.1-7 libsasl2-2 libsasl2-modules-db libdb5.3
+    nginx nginx-common libcrypt1 libpcre2-8-0
 )
 # The suite's aarch64/musl-static-pie C variant links against Debian's arm64
 # musl (headers, crt files, libc.a) with the glibc cross compiler: Debian's
@@ -58,6 +65,11 @@ for p in "${pkgs[@]}"; do
     fi
     echo "fetch-debian-progs: $p:$debarch"
     if (cd "$debs" && apt-get download -qq "$p:$debarch" 2>/dev/null); then
+        continue
+    fi
+    # Architecture-independent packages (nginx-common) have no :ARCH name.
+    if [ "$(apt-cache show "$p" 2>/dev/null | sed -n 's/^Architecture: //p' | head -1)" = all ] &&
+        (cd "$debs" && apt-get download -qq "$p" 2>/dev/null); then
         continue
     fi
     # No apt lists for the arch: same name and version as the host arch's

@@ -79,10 +79,15 @@ rustup target add x86_64-unknown-linux-gnu x86_64-unknown-linux-musl \
     aarch64-unknown-linux-gnu aarch64-unknown-linux-musl
 
 # The unmodified Debian programs of the conformance suite (busybox, sqlite3,
-# python3.11 and their libraries) for both arches, cached in build/debian.
+# python3.11) and of the network phase (redis, memcached, nginx), with their
+# libraries, for both arches, cached in build/debian.
 # Needs dpkg-deb and apt's arm64 lists (added above); curl as a fallback.
 $SUDO apt-get install -y -qq --no-install-recommends dpkg curl
 ci/fetch-debian-progs.sh x86_64
 ci/fetch-debian-progs.sh aarch64
+# The network phase drives the guest's redis with the host's
+# redis-benchmark (optional: without it only the figures are missing).
+$SUDO apt-get install -y -qq --no-install-recommends redis-tools ||
+    echo "setup: redis-tools unavailable; net ARCH/redis will not print redis-benchmark figures"
 
 ci/fetch-xen.sh || echo "setup: Xen package unavailable; the xen-aarch64 board will report SKIP"
