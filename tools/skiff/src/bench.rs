@@ -39,6 +39,8 @@ const TIMEOUT: Duration = Duration::from_secs(900);
 pub enum Suite {
     Sched,
     Syscall,
+    /// Network servers driven from the host (`bench_net`).
+    Net,
 }
 
 impl Suite {
@@ -46,6 +48,7 @@ impl Suite {
         match s {
             "sched" => Some(Suite::Sched),
             "syscall" => Some(Suite::Syscall),
+            "net" => Some(Suite::Net),
             _ => None,
         }
     }
@@ -54,6 +57,7 @@ impl Suite {
         match self {
             Suite::Sched => "sched",
             Suite::Syscall => "syscall",
+            Suite::Net => "net",
         }
     }
 
@@ -405,10 +409,13 @@ fn prepare_linux(
 pub fn run(root: &Path, args: &BenchArgs) -> Result<u8> {
     let suite = Suite::parse(&args.suite).ok_or_else(|| {
         Error::Usage(format!(
-            "bench: unknown suite `{}` (known: sched, syscall)",
+            "bench: unknown suite `{}` (known: sched, syscall, net)",
             args.suite
         ))
     })?;
+    if suite == Suite::Net {
+        return crate::bench_net::run(root, args);
+    }
     let all = boards::load_dir(&root.join("boards"))?;
     let board = boards::select(&all, args.board.as_deref(), args.arch)?;
     if board.boot == BootProtocol::XenDom0less {
@@ -604,7 +611,8 @@ mod tests {
     fn suites() {
         assert_eq!(Suite::parse("sched"), Some(Suite::Sched));
         assert_eq!(Suite::parse("syscall"), Some(Suite::Syscall));
-        assert_eq!(Suite::parse("net"), None);
+        assert_eq!(Suite::parse("net"), Some(Suite::Net));
+        assert_eq!(Suite::parse("disk"), None);
         assert!(Suite::Sched.skiff_in_kernel());
         assert!(!Suite::Syscall.skiff_in_kernel());
     }
@@ -686,6 +694,9 @@ mod tests {
             arch: env("SKIFF_BENCH_ARCH").map(|a| Arch::parse(&a).unwrap()),
             smp: 2,
             accel: crate::accel::AccelRequest::Tcg,
+            conns: None,
+            requests: None,
+            bulk_mib: None,
         };
         assert_eq!(run(&kernel::workspace_root(), &args).unwrap(), 0);
     }

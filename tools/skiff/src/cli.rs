@@ -32,7 +32,9 @@ commands:
          [--release] [--accel auto|tcg|kvm]
   bench  boot an in-guest benchmark suite twice (plain, and under
          -icount shift=0 where a guest ns is one instruction) and print a table
-         sched|syscall [--board B] [--arch x86_64|aarch64] [--smp N] [--accel ...]
+         sched|syscall|net [--board B] [--arch x86_64|aarch64] [--smp N] [--accel ...]
+         net: servers (redis, memcached, nginx, TCP echo) on Skiff and Linux
+         driven from the host [--conns N] [--requests N] [--bulk-mib N]
   boards list the boards
   help   this text
 
@@ -168,6 +170,12 @@ pub struct BenchArgs {
     pub arch: Option<Arch>,
     pub smp: u32,
     pub accel: AccelRequest,
+    /// `bench net`: connections per row (default 4).
+    pub conns: Option<u32>,
+    /// `bench net`: requests per row (default 2000).
+    pub requests: Option<u32>,
+    /// `bench net`: MiB per connection for the bulk row (default 8).
+    pub bulk_mib: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -393,10 +401,10 @@ fn phase(flag: &str, v: &str) -> Result<Phase> {
 fn parse_bench<I: Iterator<Item = String>>(a: &mut Args<I>) -> Result<BenchArgs> {
     let suite =
         a.it.next()
-            .ok_or_else(|| usage("bench: name a suite (sched, syscall)"))?;
+            .ok_or_else(|| usage("bench: name a suite (sched, syscall, net)"))?;
     if crate::bench::Suite::parse(&suite).is_none() {
         return Err(usage(format!(
-            "bench: unknown suite `{suite}` (known: sched, syscall)"
+            "bench: unknown suite `{suite}` (known: sched, syscall, net)"
         )));
     }
     let mut b = BenchArgs {
@@ -405,6 +413,9 @@ fn parse_bench<I: Iterator<Item = String>>(a: &mut Args<I>) -> Result<BenchArgs>
         arch: None,
         smp: 2,
         accel: AccelRequest::Auto,
+        conns: None,
+        requests: None,
+        bulk_mib: None,
     };
     while let Some(arg) = a.it.next() {
         match arg.as_str() {
@@ -417,6 +428,17 @@ fn parse_bench<I: Iterator<Item = String>>(a: &mut Args<I>) -> Result<BenchArgs>
                 }
             }
             "--accel" => b.accel = a.accel()?,
+            flag @ ("--conns" | "--requests" | "--bulk-mib") => {
+                let n: u32 = a.number(flag)?;
+                if n == 0 {
+                    return Err(usage(format!("{flag} must be at least 1")));
+                }
+                match flag {
+                    "--conns" => b.conns = Some(n),
+                    "--requests" => b.requests = Some(n),
+                    _ => b.bulk_mib = Some(n),
+                }
+            }
             other => return Err(usage(format!("bench: unknown option `{other}`"))),
         }
     }
@@ -491,7 +513,16 @@ mod tests {
             ("sched", Some(Arch::Aarch64), 4)
         );
         assert!(p("bench").is_err());
-        assert!(p("bench net").is_err());
+        assert!(p("bench disk").is_err());
+        let Command::Bench(b) = p("bench net --conns 8 --requests 500 --bulk-mib 2").unwrap()
+        else {
+            panic!("not bench");
+        };
+        assert_eq!(
+            (b.suite.as_str(), b.conns, b.requests, b.bulk_mib),
+            ("net", Some(8), Some(500), Some(2))
+        );
+        assert!(p("bench net --conns 0").is_err());
         assert!(p("bench sched --smp 0").is_err());
     }
 

@@ -13,6 +13,10 @@
 //! which has no HPET or PM timer, and would fall back to jiffies).
 //! `SKIFF_BENCH_INIT=1` reaches `/init` as an environment variable and
 //! tells the program it is PID 1 and must power the VM off.
+//!
+//! `bench net` also needs the guest's NIC: [`net_modules`] extracts the
+//! virtio and virtio-net modules from the same kernel package, which
+//! `bench/netinit.c` loads.
 
 use crate::accel::Accel;
 use crate::boards::{Arch, Board};
@@ -167,6 +171,170 @@ pub fn build_program(root: &Path, arch: Arch, program: &str) -> Result<PathBuf> 
                 "{e} (install the Debian packages `{}`)",
                 compiler_packages(arch)
             ),
+        }),
+    }
+}
+
+/// The modules the network benchmark's Linux guest loads (virtio
+/// transports, virtio-net and what it depends on), as paths under the
+/// kernel package's `lib/modules/VERSION/kernel/`. Debian builds them as
+/// modules; one that an arch builds in is simply absent.
+pub const NET_MODULES: &[&str] = &[
+    "drivers/virtio/virtio.ko",
+    "drivers/virtio/virtio_ring.ko",
+    "drivers/virtio/virtio_mmio.ko",
+    "drivers/virtio/virtio_pci_modern_dev.ko",
+    "drivers/virtio/virtio_pci_legacy_dev.ko",
+    "drivers/virtio/virtio_pci.ko",
+    "net/core/failover.ko",
+    "drivers/net/net_failover.ko",
+    "drivers/net/virtio_net.ko",
+];
+
+/// The Debian architecture name of `arch`.
+fn deb_arch(arch: Arch) -> &'static str {
+    match arch {
+        Arch::X86_64 => "amd64",
+        Arch::Aarch64 => "arm64",
+    }
+}
+
+/// [`NET_MODULES`] of `kernel`'s package, extracted once into
+/// `build/linux/<arch>/modules/` (re-extracted when `VERSION` changes):
+/// `apt-get download` of the package `VERSION` names, `dpkg-deb`, `tar`.
+/// Returns (file name, contents) of every module found; virtio_net must be.
+pub fn net_modules(
+    root: &Path,
+    arch: Arch,
+    kernel: &LinuxKernel,
+) -> Result<Vec<(String, Vec<u8>)>> {
+    let dir = root.join("build/linux").join(arch.name()).join("modules");
+    let stamp = dir.join("VERSION");
+    let fresh = std::fs::read_to_string(&stamp).is_ok_and(|v| v.trim() == kernel.version);
+    if !fresh {
+        fetch_modules(arch, kernel, &dir)?;
+        std::fs::write(&stamp, format!("{}\n", kernel.version)).map_err(Error::io(&stamp))?;
+    }
+    let mut out = Vec::new();
+    for m in NET_MODULES {
+        let name = m.rsplit('/').next().unwrap_or(m);
+        let path = dir.join(name);
+        if let Ok(bytes) = std::fs::read(&path) {
+            out.push((name.to_string(), bytes));
+        }
+    }
+    if !out.iter().any(|(n, _)| n == "virtio_net.ko") {
+        return Err(Error::Command {
+            command: format!("extract virtio_net.ko from {}", kernel.version),
+            message: format!("not found in {}", dir.display()),
+        });
+    }
+    Ok(out)
+}
+
+fn fetch_modules(arch: Arch, kernel: &LinuxKernel, dir: &Path) -> Result<()> {
+    let pkg = kernel.version.split_whitespace().next().unwrap_or_default();
+    let qualified = match Arch::host() == Some(arch) {
+        true => pkg.to_string(),
+        false => format!("{pkg}:{}", deb_arch(arch)),
+    };
+    eprintln!("skiff: bench: fetching the virtio-net modules of {qualified}");
+    let tmp = dir.with_file_name("modules.tmp");
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).map_err(Error::io(&tmp))?;
+    let sh = |command: String, cwd: &Path| -> Result<()> {
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(&command)
+            .current_dir(cwd)
+            .output()
+            .map_err(|e| Error::Command {
+                command: command.clone(),
+                message: e.to_string(),
+            })?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(Error::Command {
+                command,
+                message: format!(
+                    "{}: {}",
+                    out.status,
+                    String::from_utf8_lossy(&out.stderr).trim_end()
+                ),
+            })
+        }
+    };
+    sh(format!("apt-get download -q {qualified} 2>&1"), &tmp)?;
+    let patterns: Vec<String> = NET_MODULES
+        .iter()
+        .map(|m| format!("'./lib/modules/*/kernel/{m}'"))
+        .collect();
+    // A module the arch builds in is missing from the archive: tar then
+    // complains about that pattern and extracts the others.
+    let _ = sh(
+        format!(
+            "dpkg-deb --fsys-tarfile ./*.deb | tar -x --wildcards {} 2>/dev/null",
+            patterns.join(" ")
+        ),
+        &tmp,
+    );
+    std::fs::create_dir_all(dir).map_err(Error::io(dir))?;
+    for m in NET_MODULES {
+        let name = m.rsplit('/').next().unwrap_or(m);
+        let found = std::fs::read_dir(tmp.join("lib/modules"))
+            .ok()
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path().join("kernel").join(m))
+            .find(|p| p.is_file());
+        if let Some(p) = found {
+            let to = dir.join(name);
+            std::fs::copy(&p, &to).map_err(Error::io(&to))?;
+        }
+    }
+    let _ = std::fs::remove_dir_all(&tmp);
+    Ok(())
+}
+
+/// Builds `bench/<source>.c` as a host shared object (the QEMU TCG plugin
+/// `bench/insncount.c`) into `build/bench/host/<source>.so`.
+pub fn build_host_plugin(root: &Path, source: &str) -> Result<PathBuf> {
+    let src = root.join("bench").join(format!("{source}.c"));
+    let dir = root.join("build/bench/host");
+    let out = dir.join(format!("{source}.so"));
+    if let (Some(built), Some(newest)) = (modified(&out), modified(&src)) {
+        if built > newest {
+            return Ok(out);
+        }
+    }
+    std::fs::create_dir_all(&dir).map_err(Error::io(&dir))?;
+    let args: Vec<String> = [
+        "-O2",
+        "-Wall",
+        "-Wextra",
+        "-shared",
+        "-fPIC",
+        "-fvisibility=hidden",
+        "-pthread",
+        "-o",
+        &out.display().to_string(),
+        &src.display().to_string(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let command = format!("gcc {}", args.join(" "));
+    match Command::new("gcc").args(&args).output() {
+        Ok(o) if o.status.success() => Ok(out),
+        Ok(o) => Err(Error::Command {
+            command,
+            message: String::from_utf8_lossy(&o.stderr).trim_end().to_string(),
+        }),
+        Err(e) => Err(Error::Command {
+            command,
+            message: e.to_string(),
         }),
     }
 }
@@ -431,6 +599,27 @@ mod tests {
         let msg = e.to_string();
         assert!(matches!(e, Unavailable::FetchFailed { .. }), "{msg}");
         assert!(msg.contains("offline?"), "{msg}");
+        let _ = std::fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn cached_net_modules_are_read_without_fetching() {
+        let root = fake_root("modules", "#!/bin/sh\nexit 1\n");
+        let dir = root.join("build/linux/x86_64/modules");
+        std::fs::create_dir_all(&dir).unwrap();
+        let k = LinuxKernel {
+            image: root.join("build/linux/x86_64/vmlinuz"),
+            version: "linux-image-6.1.0-57-amd64 6.1.192-3".into(),
+        };
+        std::fs::write(dir.join("VERSION"), format!("{}\n", k.version)).unwrap();
+        std::fs::write(dir.join("virtio_ring.ko"), b"ring").unwrap();
+        // virtio_net is the one module that must be there.
+        assert!(net_modules(&root, Arch::X86_64, &k).is_err());
+        std::fs::write(dir.join("virtio_net.ko"), b"net").unwrap();
+        let m = net_modules(&root, Arch::X86_64, &k).unwrap();
+        let names: Vec<&str> = m.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["virtio_ring.ko", "virtio_net.ko"]);
+        assert_eq!(m[1].1, b"net");
         let _ = std::fs::remove_dir_all(&root);
     }
 

@@ -8,6 +8,7 @@
 mod accel;
 mod app;
 mod bench;
+mod bench_net;
 mod boards;
 mod cli;
 mod console;
