@@ -67,6 +67,13 @@ pub trait NetDevice: Send {
     /// `Ok(None)` when nothing is waiting.
     fn receive(&mut self, buf: &mut [u8]) -> Result<Option<usize>, NetError>;
 
+    /// Whether a frame sent now would be queued (a transmit slot is free,
+    /// after reclaiming finished ones). The stack asks before it builds a
+    /// frame, so a full queue holds packets back instead of dropping them.
+    fn can_send(&mut self) -> bool {
+        true
+    }
+
     /// The checksum offloads in force (none unless the driver says so).
     fn offloads(&self) -> Offloads {
         Offloads::default()

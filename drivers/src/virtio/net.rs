@@ -652,6 +652,19 @@ impl NetDevice for Net {
         self.send_inner(frame, None)
     }
 
+    fn can_send(&mut self) -> bool {
+        let Some(live) = self.live.as_mut() else {
+            // Broken: let the send report it.
+            return true;
+        };
+        if let Err(e) = live.reap_tx() {
+            self.broken(e);
+            return true;
+        }
+        let live = self.live.as_ref().expect("still live");
+        !live.tx_free.is_empty() && live.txq.available_desc() > 0
+    }
+
     fn receive(&mut self, buf: &mut [u8]) -> Result<Option<usize>, NetError> {
         Ok(self.receive_inner(buf)?.map(|m| m.len))
     }

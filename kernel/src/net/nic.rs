@@ -193,6 +193,12 @@ impl Device for NicDevice {
     }
 
     fn receive(&mut self, _now: Instant) -> Option<(RxToken, TxToken<'_>)> {
+        // A frame received may need an answer: with the transmit queue
+        // full, leave it in the device until completions free a slot (the
+        // NIC's interrupt or the polling fallback brings the next poll).
+        if !self.broken && !self.dev.can_send() {
+            return None;
+        }
         let frame = self.next_frame()?;
         if is_tcp_syn(&frame) {
             if self.syns >= SYNS_PER_POLL {
@@ -206,7 +212,9 @@ impl Device for NicDevice {
     }
 
     fn transmit(&mut self, _now: Instant) -> Option<TxToken<'_>> {
-        if self.broken {
+        // None holds the packet in smoltcp until a slot is free, rather
+        // than dropping it and waiting for TCP's retransmission timer.
+        if self.broken || !self.dev.can_send() {
             return None;
         }
         Some(TxToken { dev: self })
