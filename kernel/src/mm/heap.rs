@@ -1,11 +1,17 @@
 //! The kernel heap: `talc` as the global allocator over arenas of
 //! direct-mapped RAM. A 256 KiB static arena serves the first allocations
-//! of boot; `mm::init` then adds the main arena carved from RAM.
+//! of boot; `mm::init` then adds the main arena carved from RAM; when that
+//! runs out, [`FrameSource`] grows the heap by whole buddy blocks from the
+//! frame allocator (2 MiB or what the request needs), so kernel memory
+//! (socket buffers, say) is bounded by free RAM, not by the boot arena.
 #![allow(unsafe_code)] // claiming raw memory for the allocator is inherently unsafe
 
 use crate::arch;
+use core::alloc::Layout;
 use core::ops::Range;
-use talc::{source::Manual, TalcLock};
+use talc::base::binning::Binning;
+use talc::base::Talc;
+use talc::TalcLock;
 
 /// The heap's lock: a spin lock that keeps interrupts off while held, so an
 /// interrupt handler (the scheduler, which may free a finished thread) can
@@ -73,8 +79,52 @@ unsafe impl talc::lock_api::RawMutex for IrqSpin {
     }
 }
 
+/// Grows the heap from the frame allocator when talc runs out. Runs under
+/// the heap lock with interrupts off; the frame allocator takes its own
+/// spin lock and never allocates from the heap (its metadata is sized at
+/// boot), so this cannot recurse or deadlock. Grown arenas are never given
+/// back.
+#[derive(Debug)]
+pub struct FrameSource;
+
+/// Smallest growth step: one 2 MiB buddy block (order 9).
+const GROW_MIN_ORDER: usize = 9;
+
+// SAFETY: `acquire` only claims memory it just took from the frame
+// allocator (owned by nobody else, mapped in the direct map) and touches
+// the allocator only through the `talc` it is given.
+unsafe impl talc::source::Source for FrameSource {
+    fn acquire<B: Binning>(talc: &mut Talc<Self, B>, layout: Layout) -> Result<(), ()> {
+        // Room for the request at its alignment plus talc's bookkeeping.
+        let need = layout
+            .size()
+            .checked_add(layout.align())
+            .and_then(|n| n.checked_add(4096))
+            .ok_or(())?;
+        let mut order = GROW_MIN_ORDER;
+        while (super::frame::FRAME_SIZE as usize) << order < need {
+            order += 1;
+            if order > super::frame::MAX_ORDER {
+                return Err(());
+            }
+        }
+        let pa = super::alloc_frames(order).map_err(|_| ())?;
+        let len = (super::frame::FRAME_SIZE as usize) << order;
+        let base = arch::mm::phys_to_virt(pa) as *mut u8;
+        // SAFETY: the block was just taken from the frame allocator, so
+        // nothing else owns it; the direct map covers all RAM.
+        let claimed = unsafe { talc.claim(base, len) };
+        if claimed.is_none() {
+            let _ = super::free_frames(pa, order);
+            return Err(());
+        }
+        ARENA_BYTES.fetch_add(len, core::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
+}
+
 #[global_allocator]
-static HEAP: TalcLock<IrqSpin, Manual> = TalcLock::new(Manual);
+static HEAP: TalcLock<IrqSpin, FrameSource> = TalcLock::new(FrameSource);
 
 const BOOTSTRAP_BYTES: usize = 256 * 1024;
 
