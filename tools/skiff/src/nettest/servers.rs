@@ -8,7 +8,8 @@
 //! - memcached: 10 000 keys set and read back (text protocol, pipelined);
 //! - nginx: GET of a 1 MiB file (SHA-256 checked) and of a 1 KiB file.
 //!
-//! One more boot runs redis from a `--disk` image instead of an initramfs.
+//! Each server then boots once more from a `--disk` image instead of an
+//! initramfs.
 //! A guest is stopped with the QEMU monitor's `quit` once its checks ran
 //! (the servers never exit by themselves).
 
@@ -173,7 +174,10 @@ pub fn run(root: &Path, boards: &[&Board], args: &TestArgs) -> Vec<Verdict> {
                 .as_deref()
                 .is_none_or(|f| format!("{arch}/{name}").contains(f))
         };
-        let list: Vec<&Server> = list.iter().filter(|s| wanted(s.name)).collect();
+        let list: Vec<&Server> = list
+            .iter()
+            .filter(|s| wanted(s.name) || wanted(&format!("{}-disk", s.name)))
+            .collect();
         let debian = root.join("build/debian").join(arch.name()).join("root");
         let missing: Vec<&Server> = list
             .iter()
@@ -208,18 +212,20 @@ pub fn run(root: &Path, boards: &[&Board], args: &TestArgs) -> Vec<Verdict> {
             }
         };
         for s in list.iter().copied() {
-            if missing.iter().any(|m| m.name == s.name) {
+            if missing.iter().any(|m| m.name == s.name) || !wanted(s.name) {
                 continue;
             }
             let v = run_server(&boot, &debian, &work, s, &big, false);
             report(arch, s.name, v, &mut out);
         }
-        // The same server from an image file system on a virtio disk.
-        if let Some(redis) = list.iter().find(|s| s.name == "redis") {
-            if !missing.iter().any(|m| m.name == "redis") && wanted("redis-disk") {
-                let v = run_server(&boot, &debian, &work, redis, &big, true);
-                report(arch, "redis-disk", v, &mut out);
+        // Each server again from an image file system on a virtio disk.
+        for s in list.iter().copied() {
+            let name = format!("{}-disk", s.name);
+            if missing.iter().any(|m| m.name == s.name) || !wanted(&name) {
+                continue;
             }
+            let v = run_server(&boot, &debian, &work, s, &big, true);
+            report(arch, &name, v, &mut out);
         }
     }
     out
