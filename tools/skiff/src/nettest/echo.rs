@@ -9,7 +9,10 @@
 //!   (`SKIFF_NET_CONNS=N` for another count) each echoing a checksummed
 //!   payload, all within a bounded time;
 //! - `static`: `ip=10.0.2.15/24 gw=10.0.2.2 dns=10.0.2.3` from the command
-//!   line (no DHCP) and a TCP echo.
+//!   line (no DHCP) and a TCP echo;
+//! - `dhcp-nat`: DHCP on QEMU's unrestricted user network, whose server
+//!   also names the router (10.0.2.2) and DNS server (10.0.2.3), which
+//!   must reach the kernel's line and `/etc/resolv.conf`; a TCP echo.
 //!
 //! UDP: datagrams reach the guest's server and are counted there; their
 //! echo cannot come back under `restrict=on` (see [`send_udp`]).
@@ -55,13 +58,13 @@ pub fn run(root: &Path, boards: &[&Board], args: &TestArgs) -> Vec<Verdict> {
                 .as_deref()
                 .is_none_or(|f| format!("echo-{name}").contains(f))
         };
-        if !wanted("dhcp") && !wanted("static") {
+        if !wanted("dhcp") && !wanted("static") && !wanted("dhcp-nat") {
             continue;
         }
         let prog = match build(root, arch) {
             Ok(p) => p,
             Err(e) => {
-                for name in ["dhcp", "static"] {
+                for name in ["dhcp", "static", "dhcp-nat"] {
                     println!("FAIL net {arch}/echo-{name}: {e}");
                     out.push(Verdict::Fail(vec![e.clone()]));
                 }
@@ -74,6 +77,7 @@ pub fn run(root: &Path, boards: &[&Board], args: &TestArgs) -> Vec<Verdict> {
                 "static",
                 &["ip=10.0.2.15/24", "gw=10.0.2.2", "dns=10.0.2.3"][..],
             ),
+            ("dhcp-nat", &[][..]),
         ] {
             if !wanted(name) {
                 continue;
@@ -152,10 +156,11 @@ impl Guest {
         prog: &Path,
         port: u16,
         kopts: &[&str],
+        net: &str,
     ) -> Result<Guest, String> {
         let exe = std::env::current_exe().map_err(|e| e.to_string())?;
         let mut cmd = Command::new(exe);
-        cmd.args(["run", "--board", &board.name, "--net", "user,restrict"])
+        cmd.args(["run", "--board", &board.name, "--net", net])
             .args(["-p", &format!("tcp:{port}:{GUEST_PORT}")])
             .args(["-p", &format!("udp:{port}:{GUEST_PORT}")])
             .args(["--timeout", "600"]);
@@ -245,12 +250,22 @@ fn case(
     kopts: &[&str],
 ) -> Result<String, String> {
     let port = free_port()?;
-    let mut g = Guest::boot(board, args, prog, port, kopts)?;
+    // `dhcp-nat` is on QEMU's unrestricted user network (NAT), where its
+    // DHCP server also names the router and the DNS server; netecho itself
+    // never sends to any address but the host's forwards.
+    let net = if name == "dhcp-nat" {
+        "user"
+    } else {
+        "user,restrict"
+    };
+    let mut g = Guest::boot(board, args, prog, port, kopts, net)?;
     g.wait_for("netecho: listening", BOOT_TIMEOUT)?;
     // Under restrict=on QEMU's DHCP server names no router and no DNS
     // server (libslirp's bootp.c), so the lease is checked for its address
-    // and duration; the static case checks router and DNS.
-    let want: &[&str] = if kopts.is_empty() {
+    // and duration; `dhcp-nat` and the static case check router and DNS.
+    let want: &[&str] = if name == "dhcp-nat" {
+        &["addr=10.0.2.15/24 router=10.0.2.2 dns=10.0.2.3 mtu=1500 source=dhcp lease=86400s"]
+    } else if kopts.is_empty() {
         &["addr=10.0.2.15/24 ", " mtu=1500 source=dhcp lease=86400s"]
     } else {
         &["addr=10.0.2.15/24 router=10.0.2.2 dns=10.0.2.3 mtu=1500 source=static"]
