@@ -3,6 +3,7 @@
  * client sends messages of growing sizes and checks the echo), and a UDP
  * server thread echoing datagrams to several client threads. */
 #include "common.h"
+#include "inet.h"
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -12,22 +13,6 @@
 
 #define CLIENTS 4
 #define ROUNDS 6
-
-static socklen_t lo_addr(int family, struct sockaddr_storage *ss, int port) {
-    memset(ss, 0, sizeof *ss);
-    if (family == AF_INET) {
-        struct sockaddr_in *a = (struct sockaddr_in *)ss;
-        a->sin_family = AF_INET;
-        a->sin_port = htons(port);
-        a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        return sizeof *a;
-    }
-    struct sockaddr_in6 *a = (struct sockaddr_in6 *)ss;
-    a->sin6_family = AF_INET6;
-    a->sin6_port = htons(port);
-    a->sin6_addr = in6addr_loopback;
-    return sizeof *a;
-}
 
 static int port_of(int fd) {
     struct sockaddr_storage ss;

@@ -6,6 +6,7 @@
  * MSG_WAITALL, sendmmsg/recvmmsg over UDP, and SIGPIPE/EPIPE (ignored,
  * MSG_NOSIGNAL, a handler, then the default action: status 141). */
 #include "common.h"
+#include "inet.h"
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -15,22 +16,6 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
-
-static socklen_t lo_addr(int family, struct sockaddr_storage *ss, int port) {
-    memset(ss, 0, sizeof *ss);
-    if (family == AF_INET) {
-        struct sockaddr_in *a = (struct sockaddr_in *)ss;
-        a->sin_family = AF_INET;
-        a->sin_port = htons(port);
-        a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        return sizeof *a;
-    }
-    struct sockaddr_in6 *a = (struct sockaddr_in6 *)ss;
-    a->sin6_family = AF_INET6;
-    a->sin6_port = htons(port);
-    a->sin6_addr = in6addr_loopback;
-    return sizeof *a;
-}
 
 static int port_of(int fd) {
     struct sockaddr_storage ss;

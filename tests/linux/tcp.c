@@ -4,6 +4,7 @@
  * SO_ERROR), ECONNREFUSED to a closed port, EADDRINUSE, socket options,
  * and UDP datagrams both ways with their source addresses. */
 #include "common.h"
+#include "inet.h"
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -15,21 +16,6 @@
 #include <unistd.h>
 
 /* An address of `family` on the loopback with `port` (host order). */
-static socklen_t lo_addr(int family, struct sockaddr_storage *ss, int port) {
-    memset(ss, 0, sizeof *ss);
-    if (family == AF_INET) {
-        struct sockaddr_in *a = (struct sockaddr_in *)ss;
-        a->sin_family = AF_INET;
-        a->sin_port = htons(port);
-        a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        return sizeof *a;
-    }
-    struct sockaddr_in6 *a = (struct sockaddr_in6 *)ss;
-    a->sin6_family = AF_INET6;
-    a->sin6_port = htons(port);
-    a->sin6_addr = in6addr_loopback;
-    return sizeof *a;
-}
 
 static int port_of(int fd) {
     struct sockaddr_storage ss;

@@ -492,8 +492,16 @@ fn build(env: &Env, case: &Case) -> Result<PathBuf, String> {
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let out = dir.join(&case.program.name);
     let mtime = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-    let newest_src = [src.clone(), src_dir.join("common.h")]
-        .iter()
+    // The program and every shared header beside it (common.h, inet.h).
+    let headers = std::fs::read_dir(&src_dir)
+        .map(|d| {
+            d.filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "h"))
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
+    let newest_src = std::iter::once(&src)
+        .chain(headers.iter())
         .filter_map(|p| mtime(p))
         .max();
     if let (Some(o), Some(s)) = (mtime(&out), newest_src) {

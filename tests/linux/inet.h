@@ -1,0 +1,26 @@
+/* Loopback socket addresses for the network programs (tcp.c, net_echo.c,
+ * net_nonblock.c). */
+#ifndef SKIFF_TEST_INET_H
+#define SKIFF_TEST_INET_H
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <string.h>
+#include <sys/socket.h>
+
+/* 127.0.0.1:port (AF_INET) or [::1]:port (AF_INET6) in `ss`; its length. */
+static inline socklen_t lo_addr(int family, struct sockaddr_storage *ss, int port) {
+    memset(ss, 0, sizeof *ss);
+    if (family == AF_INET) {
+        struct sockaddr_in *a = (struct sockaddr_in *)ss;
+        a->sin_family = AF_INET;
+        a->sin_port = htons(port);
+        a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        return sizeof *a;
+    }
+    struct sockaddr_in6 *a = (struct sockaddr_in6 *)ss;
+    a->sin6_family = AF_INET6;
+    a->sin6_port = htons(port);
+    a->sin6_addr = in6addr_loopback;
+    return sizeof *a;
+}
+#endif
