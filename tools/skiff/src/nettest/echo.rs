@@ -170,6 +170,8 @@ impl Guest {
         for k in kopts {
             cmd.args(["--kopt", k]);
         }
+        // Its own process group, so that Drop can end QEMU with it.
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         cmd.arg("--")
             .arg(prog)
             .args([GUEST_PORT.to_string(), "0".into()])
@@ -236,7 +238,16 @@ impl Guest {
 impl Drop for Guest {
     fn drop(&mut self) {
         if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
+            // The whole group: `skiff run` and the QEMU it started (killing
+            // only `skiff run` left QEMU running after a failed case).
+            let group = format!("-{}", self.child.id());
+            let killed = Command::new("kill")
+                .args(["-KILL", "--", &group])
+                .status()
+                .is_ok_and(|s| s.success());
+            if !killed {
+                let _ = self.child.kill();
+            }
         }
         let _ = self.child.wait();
     }
