@@ -244,6 +244,12 @@ pub fn table(skiff: &Column, linux: &Column) -> String {
         "Linux".to_string(),
         "Linux/Skiff".to_string(),
     ];
+    columns4(&header, &rows)
+}
+
+/// A header and rows of four cells as text: the first column left-aligned,
+/// the others right-aligned, each as wide as its widest cell.
+pub(crate) fn columns4(header: &[String; 4], rows: &[[String; 4]]) -> String {
     let width = |i: usize| {
         rows.iter()
             .map(|r| r[i].len())
@@ -253,7 +259,7 @@ pub fn table(skiff: &Column, linux: &Column) -> String {
     };
     let w = [width(0), width(1), width(2), width(3)];
     let mut out = String::new();
-    for r in std::iter::once(&header).chain(rows.iter()) {
+    for r in std::iter::once(header).chain(rows.iter()) {
         let _ = writeln!(
             out,
             "{:<w0$}  {:>w1$}  {:>w2$}  {:>w3$}",

@@ -929,31 +929,7 @@ pub fn table(rows: &[Row], skiff: &Column, linux: &Column, icount: bool) -> Stri
         }
     }
     let header = ["row", "Skiff", "Linux", "Skiff/Linux"].map(String::from);
-    let w: Vec<usize> = (0..4)
-        .map(|i| {
-            lines
-                .iter()
-                .map(|l| l[i].len())
-                .chain([header[i].len()])
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let mut out = String::new();
-    for l in std::iter::once(&header).chain(lines.iter()) {
-        let _ = writeln!(
-            out,
-            "{:<w0$}  {:>w1$}  {:>w2$}  {:>w3$}",
-            l[0],
-            l[1],
-            l[2],
-            l[3],
-            w0 = w[0],
-            w1 = w[1],
-            w2 = w[2],
-            w3 = w[3]
-        );
-    }
+    let mut out = crate::bench::columns4(&header, &lines);
     for (k, r) in reasons.iter().enumerate() {
         let _ = writeln!(out, "  [{}] {r}", k + 1);
     }
