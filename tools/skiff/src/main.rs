@@ -23,6 +23,7 @@ mod matrix;
 mod netopts;
 mod nettest;
 mod qemu;
+mod relay;
 mod symbols;
 mod sysroot;
 mod xen;
@@ -184,7 +185,11 @@ fn run(root: &Path, r: &RunArgs) -> Result<u8> {
         icount: false,
     };
     let mut argv = qemu::qemu_args(&spec);
-    netopts::apply(board, &r.net, &r.forwards, &mut argv)?;
+    // TCP forwards go through a relay: QEMU's own forward listens with a
+    // backlog of 1 and loses connections opened in a burst.
+    let mut forwards = r.forwards.clone();
+    let _relays = relay::relay_forwards(&mut forwards).map_err(error::Error::Usage)?;
+    netopts::apply(board, &r.net, &forwards, &mut argv)?;
     // `--disk`: the files go on a virtio disk holding an image file
     // system; otherwise in an initramfs.
     let disk_image = match &program {
