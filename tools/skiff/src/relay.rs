@@ -272,34 +272,32 @@ fn splice(client: TcpStream, up: TcpStream) {
 mod tests {
     use super::*;
 
-    /// An echo server behind the relay: 50 clients opened at once each
-    /// get their own confirmed upstream and an exact echo.
-    #[test]
-    fn relays_a_burst_of_clients() {
+    /// An echo server on 127.0.0.1 that accepts one connection per
+    /// `pace` (a slow acceptor, like QEMU's forward under load).
+    fn echo_server(pace: Duration) -> SocketAddr {
         let server = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
-        let up = server.local_addr().unwrap();
-        std::thread::spawn(move || {
-            for s in server.incoming() {
-                let Ok(mut s) = s else { break };
-                std::thread::spawn(move || {
-                    let mut buf = [0u8; 4096];
-                    while let Ok(n) = s.read(&mut buf) {
-                        if n == 0 || s.write_all(&buf[..n]).is_err() {
-                            break;
-                        }
+        let at = server.local_addr().unwrap();
+        std::thread::spawn(move || loop {
+            std::thread::sleep(pace);
+            let Ok((mut s, _)) = server.accept() else {
+                break;
+            };
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = s.read(&mut buf) {
+                    if n == 0 || s.write_all(&buf[..n]).is_err() {
+                        break;
                     }
-                });
-            }
+                }
+            });
         });
-        let relay = Relay::start(
-            up,
-            Probe {
-                send: b"ping",
-                expect: b"ping",
-            },
-        )
-        .unwrap();
-        let clients: Vec<TcpStream> = (0..50)
+        at
+    }
+
+    /// Opens `n` clients to `relay` at once, then each sends a message,
+    /// half-closes and must read exactly that message back.
+    fn burst(relay: &Relay, n: usize) {
+        let clients: Vec<TcpStream> = (0..n)
             .map(|_| TcpStream::connect(relay.addr()).unwrap())
             .collect();
         let workers: Vec<_> = clients
@@ -320,7 +318,23 @@ mod tests {
         for w in workers {
             w.join().unwrap();
         }
-        assert_eq!(relay.opened(), 50);
+        assert_eq!(relay.opened(), n);
+    }
+
+    /// An echo server behind the relay: 50 clients opened at once each
+    /// get their own upstream, confirmed by the probe, and an exact echo.
+    #[test]
+    fn relays_a_burst_of_clients() {
+        let up = echo_server(Duration::ZERO);
+        let relay = Relay::start(
+            up,
+            Probe {
+                send: b"ping",
+                expect: b"ping",
+            },
+        )
+        .unwrap();
+        burst(&relay, 50);
     }
 
     /// `/proc/net/tcp` lines: only the LISTEN entry of the right address
@@ -371,42 +385,10 @@ mod tests {
     /// 5 ms still gets all 30 of a burst, each relayed exactly.
     #[test]
     fn relays_by_accept_queue() {
-        let server = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
-        let up = server.local_addr().unwrap();
-        std::thread::spawn(move || loop {
-            std::thread::sleep(Duration::from_millis(5));
-            let Ok((mut s, _)) = server.accept() else {
-                break;
-            };
-            std::thread::spawn(move || {
-                let mut buf = [0u8; 4096];
-                while let Ok(n) = s.read(&mut buf) {
-                    if n == 0 || s.write_all(&buf[..n]).is_err() {
-                        break;
-                    }
-                }
-            });
-        });
+        let up = echo_server(Duration::from_millis(5));
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
         let relay = Relay::on(listener, up, Confirm::AcceptQueue).unwrap();
-        let workers: Vec<_> = (0..30)
-            .map(|i| {
-                let mut c = TcpStream::connect(relay.addr()).unwrap();
-                std::thread::spawn(move || {
-                    c.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-                    let msg = format!("client {i}");
-                    c.write_all(msg.as_bytes()).unwrap();
-                    c.shutdown(Shutdown::Write).unwrap();
-                    let mut back = String::new();
-                    c.read_to_string(&mut back).unwrap();
-                    assert_eq!(back, msg);
-                })
-            })
-            .collect();
-        for w in workers {
-            w.join().unwrap();
-        }
-        assert_eq!(relay.opened(), 30);
+        burst(&relay, 30);
     }
 
     /// An upstream that answers the probe wrongly is refused: the client
