@@ -1,5 +1,5 @@
-/* Loopback socket addresses for the network programs (tcp.c, net_echo.c,
- * net_nonblock.c). */
+/* Loopback socket addresses and bound ports for the network programs
+ * (tcp.c, net_echo.c, net_nonblock.c). */
 #ifndef SKIFF_TEST_INET_H
 #define SKIFF_TEST_INET_H
 #include <arpa/inet.h>
@@ -22,5 +22,15 @@ static inline socklen_t lo_addr(int family, struct sockaddr_storage *ss, int por
     a->sin6_port = htons(port);
     a->sin6_addr = in6addr_loopback;
     return sizeof *a;
+}
+/* The port `fd` is bound to (host order), IPv4 or IPv6; -1 on error. */
+static inline int port_of(int fd) {
+    struct sockaddr_storage ss;
+    socklen_t l = sizeof ss;
+    if (getsockname(fd, (struct sockaddr *)&ss, &l) != 0)
+        return -1;
+    if (ss.ss_family == AF_INET)
+        return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
 }
 #endif

@@ -14,16 +14,6 @@
 #define CLIENTS 4
 #define ROUNDS 6
 
-static int port_of(int fd) {
-    struct sockaddr_storage ss;
-    socklen_t l = sizeof ss;
-    if (getsockname(fd, (struct sockaddr *)&ss, &l) != 0)
-        return -1;
-    if (ss.ss_family == AF_INET)
-        return ntohs(((struct sockaddr_in *)&ss)->sin_port);
-    return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-}
-
 struct client {
     int family, port, id, ok;
     long bytes;
@@ -115,6 +105,24 @@ static void *tcp_server(void *p) {
     return NULL;
 }
 
+/* Runs CLIENTS threads of `fn` against `port`; adds the bytes they sent
+ * to *bytes and returns how many succeeded. */
+static int run_clients(int family, int port, void *(*fn)(void *), long *bytes) {
+    pthread_t ct[CLIENTS];
+    struct client c[CLIENTS];
+    for (int i = 0; i < CLIENTS; i++) {
+        c[i] = (struct client){family, port, i, 0, 0};
+        pthread_create(&ct[i], NULL, fn, &c[i]);
+    }
+    int good = 0;
+    for (int i = 0; i < CLIENTS; i++) {
+        pthread_join(ct[i], NULL);
+        good += c[i].ok;
+        *bytes += c[i].bytes;
+    }
+    return good;
+}
+
 static void tcp(const char *tag, int family) {
     int s = socket(family, SOCK_STREAM, 0);
     struct sockaddr_storage ss;
@@ -122,20 +130,10 @@ static void tcp(const char *tag, int family) {
     int ok = bind(s, (struct sockaddr *)&ss, l) == 0 && listen(s, CLIENTS) == 0;
     printf("%s_listen=%s\n", tag, ok ? "ok" : "FAIL");
     struct server sv = {s, 0, 0};
-    pthread_t st, ct[CLIENTS];
-    struct client c[CLIENTS];
+    pthread_t st;
     pthread_create(&st, NULL, tcp_server, &sv);
-    for (int i = 0; i < CLIENTS; i++) {
-        c[i] = (struct client){family, port_of(s), i, 0, 0};
-        pthread_create(&ct[i], NULL, tcp_client, &c[i]);
-    }
     long bytes = 0;
-    int good = 0;
-    for (int i = 0; i < CLIENTS; i++) {
-        pthread_join(ct[i], NULL);
-        good += c[i].ok;
-        bytes += c[i].bytes;
-    }
+    int good = run_clients(family, port_of(s), tcp_client, &bytes);
     pthread_join(st, NULL);
     printf("%s_clients_ok=%d served=%d bytes=%ld echoed=%ld\n", tag, good, sv.served, bytes, sv.echoed);
     if (good != CLIENTS || sv.echoed != bytes)
@@ -182,20 +180,10 @@ static void udp(const char *tag, int family) {
     struct sockaddr_storage ss;
     socklen_t l = lo_addr(family, &ss, 0);
     printf("%s_bind=%s\n", tag, bind(s, (struct sockaddr *)&ss, l) == 0 ? "ok" : "FAIL");
-    pthread_t st, ct[CLIENTS];
-    struct client c[CLIENTS];
+    pthread_t st;
     pthread_create(&st, NULL, udp_server, &s);
-    for (int i = 0; i < CLIENTS; i++) {
-        c[i] = (struct client){family, port_of(s), i, 0, 0};
-        pthread_create(&ct[i], NULL, udp_client, &c[i]);
-    }
     long bytes = 0;
-    int good = 0;
-    for (int i = 0; i < CLIENTS; i++) {
-        pthread_join(ct[i], NULL);
-        good += c[i].ok;
-        bytes += c[i].bytes;
-    }
+    int good = run_clients(family, port_of(s), udp_client, &bytes);
     int q = socket(family, SOCK_DGRAM, 0);
     l = lo_addr(family, &ss, port_of(s));
     sendto(q, "quit", 4, 0, (struct sockaddr *)&ss, l);

@@ -82,14 +82,21 @@ static void listener(void) {
     close(s);
 }
 
-static void triggers(void) {
+/* A connected loopback TCP pair: *c the client, *r the accepted end
+ * (either -1 on failure). */
+static void connected_pair(int *c, int *r) {
     int s = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a = lo(0);
     bind(s, (struct sockaddr *)&a, sizeof a);
     listen(s, 1);
-    int c = connect_to(port_of(s));
-    int r = accept(s, NULL, NULL);
+    *c = connect_to(port_of(s));
+    *r = accept(s, NULL, NULL);
     close(s);
+}
+
+static void triggers(void) {
+    int c, r;
+    connected_pair(&c, &r);
     CHECK("pair", c >= 0 && r >= 0 && fcntl(r, F_SETFL, O_NONBLOCK) == 0);
     int lt = epoll_create1(0), et = epoll_create1(0), one = epoll_create1(0);
     CHECK("adds", add(lt, r, EPOLLIN) == 0 && add(et, r, EPOLLIN | EPOLLET | EPOLLRDHUP) == 0 &&
@@ -134,13 +141,8 @@ static void triggers(void) {
 
 /* A full send buffer: EPOLLOUT (edge) only after the reader drains it. */
 static void send_buffer(void) {
-    int s = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = lo(0);
-    bind(s, (struct sockaddr *)&a, sizeof a);
-    listen(s, 1);
-    int c = connect_to(port_of(s));
-    int r = accept(s, NULL, NULL);
-    close(s);
+    int c, r;
+    connected_pair(&c, &r);
     CHECK("sb_pair", c >= 0 && r >= 0 && fcntl(c, F_SETFL, O_NONBLOCK) == 0);
     int ep = epoll_create1(0);
     CHECK("sb_add", add(ep, c, EPOLLOUT | EPOLLET) == 0);

@@ -17,16 +17,6 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-static int port_of(int fd) {
-    struct sockaddr_storage ss;
-    socklen_t l = sizeof ss;
-    if (getsockname(fd, (struct sockaddr *)&ss, &l) != 0)
-        return -1;
-    if (ss.ss_family == AF_INET)
-        return ntohs(((struct sockaddr_in *)&ss)->sin_port);
-    return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-}
-
 static int listener(int family, int port) {
     int s = socket(family, SOCK_STREAM, 0);
     int one = 1;

@@ -17,16 +17,6 @@
 
 /* An address of `family` on the loopback with `port` (host order). */
 
-static int port_of(int fd) {
-    struct sockaddr_storage ss;
-    socklen_t l = sizeof ss;
-    if (getsockname(fd, (struct sockaddr *)&ss, &l) != 0)
-        return -1;
-    if (ss.ss_family == AF_INET)
-        return ntohs(((struct sockaddr_in *)&ss)->sin_port);
-    return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-}
-
 static int same_addr(const struct sockaddr_storage *a, socklen_t al, const struct sockaddr_storage *b,
                      socklen_t bl) {
     if (al != bl || a->ss_family != b->ss_family)
