@@ -161,40 +161,6 @@ const PR_CAPBSET_READ: usize = 23;
 /// Linux 6.1's highest capability (`CAP_CHECKPOINT_RESTORE`).
 const CAP_LAST_CAP: usize = 40;
 
-/// `getitimer`: no interval timer is ever armed (see [`sys_setitimer`]).
-pub fn sys_getitimer(ctx: &mut Cx, a: &Args) -> KResult<usize> {
-    if a[0] > 2 {
-        return Err(Errno::EINVAL);
-    }
-    ctx.copy_out(a[1], &[0u8; 32])?;
-    Ok(0)
-}
-
-/// `setitimer`: disarming (an all-zero `it_value`, as redis does for its
-/// watchdog at start) succeeds and reports the previous timer as
-/// disarmed; arming one is not supported yet and fails loudly (ENOSYS).
-pub fn sys_setitimer(ctx: &mut Cx, a: &Args) -> KResult<usize> {
-    if a[0] > 2 {
-        return Err(Errno::EINVAL);
-    }
-    let mut new = [0u8; 32];
-    if a[1] != 0 {
-        ctx.copy_in(a[1], &mut new)?;
-    }
-    // struct itimerval { it_interval, it_value }: it_value at bytes 16..32.
-    if new[16..].iter().any(|&b| b != 0) {
-        ctx.report_unimplemented(&alloc::format!(
-            "linux: setitimer which={} arming an interval timer is unsupported returning=-ENOSYS",
-            a[0]
-        ));
-        return Err(Errno::ENOSYS);
-    }
-    if a[2] != 0 {
-        ctx.copy_out(a[2], &[0u8; 32])?;
-    }
-    Ok(0)
-}
-
 const ARCH_SET_FS: usize = 0x1002;
 const ARCH_GET_FS: usize = 0x1003;
 const ARCH_SET_GS: usize = 0x1001;

@@ -15,6 +15,7 @@ pub mod creds;
 pub mod exec;
 pub mod fd;
 pub mod futex;
+pub mod itimer;
 pub mod memory;
 pub mod misc;
 pub mod process;

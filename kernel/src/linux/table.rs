@@ -9,7 +9,7 @@
 //! `readlink`/`readlinkat` answer `/proc/self/exe` and hand every other
 //! path to the file calls' entry ([`delegate`]).
 
-use super::{creds, exec, files, futex, memory, misc, signal, socket, thread, Ctx, Cx};
+use super::{creds, exec, files, futex, itimer, memory, misc, signal, socket, thread, Ctx, Cx};
 use crate::errno::{Errno, KResult};
 use crate::syscall::{Arch, Args, Table};
 
@@ -59,8 +59,9 @@ crate::syscall_table! {
         get_robust_list(Int, Hex, Hex) => misc::sys_get_robust_list;
         uname(Hex) => misc::sys_uname;
         prctl(Int, Hex, Hex, Hex, Hex) => misc::sys_prctl;
-        getitimer(Int, Hex) => misc::sys_getitimer;
-        setitimer(Int, Hex, Hex) => misc::sys_setitimer;
+        getitimer(Int, Hex) => itimer::sys_getitimer;
+        setitimer(Int, Hex, Hex) => itimer::sys_setitimer;
+        alarm(Int) => itimer::sys_alarm;
         arch_prctl(Hex, Hex) => misc::sys_arch_prctl;
         prlimit64(Int, Int, Hex, Hex) => misc::sys_prlimit64;
         getrlimit(Int, Hex) => misc::sys_getrlimit;

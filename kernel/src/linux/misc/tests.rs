@@ -346,17 +346,33 @@ fn identity_uname_prctl_and_limits() {
     assert_eq!(t.call("prctl", [23, 0, 0, 0, 0, 0]), 1);
     assert_eq!(t.call("prctl", [23, 40, 0, 0, 0, 0]), 1);
     assert_eq!(t.call("prctl", [23, 41, 0, 0, 0, 0]), E(Errno::EINVAL));
-    // setitimer: disarming succeeds and reports a disarmed old timer;
-    // arming is unsupported (ENOSYS); a bad `which` is EINVAL.
-    assert!(t.ctx.pages.write(buf as u64, &[0u8; 32]));
+    // setitimer: ITIMER_REAL arms (the old setting comes back disarmed),
+    // getitimer shows the time left; arming a CPU-time timer is ENOSYS;
+    // a bad `which` or timeval is EINVAL; alarm(0) disarms and returns the
+    // seconds that were left.
+    let itv = |interval_s: u64, value_s: u64, value_us: u64| {
+        [interval_s, 0, value_s, value_us]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect::<Vec<u8>>()
+    };
+    assert!(t.ctx.pages.write(buf as u64, &itv(0, 30, 0)));
     assert!(t.ctx.pages.write(buf as u64 + 64, &[0xffu8; 32]));
     assert_eq!(t.call("setitimer", [0, buf, buf + 64, 0, 0, 0]), 0);
     assert_eq!(t.read(buf as u64 + 64, 32), [0u8; 32]);
-    assert!(t.ctx.pages.write(buf as u64 + 24, &1u64.to_le_bytes()));
-    assert_eq!(t.call("setitimer", [0, buf, 0, 0, 0, 0]), E(Errno::ENOSYS));
+    assert_eq!(t.call("getitimer", [0, buf + 64, 0, 0, 0, 0]), 0);
+    let left = t.u64_at(buf as u64 + 80) * 1_000_000 + t.u64_at(buf as u64 + 88);
+    assert!(left > 29_000_000 && left <= 30_000_000, "{left} us left");
+    assert!(t.ctx.pages.write(buf as u64, &itv(0, 0, 1_000_000)));
+    assert_eq!(t.call("setitimer", [0, buf, 0, 0, 0, 0]), E(Errno::EINVAL));
+    assert!(t.ctx.pages.write(buf as u64, &itv(0, 1, 0)));
+    assert_eq!(t.call("setitimer", [1, buf, 0, 0, 0, 0]), E(Errno::ENOSYS));
     assert_eq!(t.call("setitimer", [3, buf, 0, 0, 0, 0]), E(Errno::EINVAL));
     assert!(t.ctx.pages.write(buf as u64 + 64, &[0xffu8; 32]));
     assert_eq!(t.call("getitimer", [1, buf + 64, 0, 0, 0, 0]), 0);
+    assert_eq!(t.read(buf as u64 + 64, 32), [0u8; 32]);
+    assert_eq!(t.call("alarm", [0, 0, 0, 0, 0, 0]), 30);
+    assert_eq!(t.call("getitimer", [0, buf + 64, 0, 0, 0, 0]), 0);
     assert_eq!(t.read(buf as u64 + 64, 32), [0u8; 32]);
     // setrlimit then getrlimit; soft above hard is EINVAL.
     assert!(t.ctx.pages.write(
