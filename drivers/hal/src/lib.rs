@@ -192,6 +192,110 @@ pub trait PortIo: Send + Sync {
     fn outb(&self, port: u16, value: u8);
 }
 
+/// x86 port I/O of every width, provided by the arch side, for devices
+/// behind a PCI I/O BAR (see [`PortBar`]).
+pub trait PortAccess: Send + Sync {
+    fn in8(&self, port: u16) -> u8;
+    fn in16(&self, port: u16) -> u16;
+    fn in32(&self, port: u16) -> u32;
+    fn out8(&self, port: u16, value: u8);
+    fn out16(&self, port: u16, value: u16);
+    fn out32(&self, port: u16, value: u32);
+}
+
+/// The registers of a PCI I/O BAR, by byte offset from the BAR's start:
+/// x86 port I/O ([`PortBar`]), or on arm64 the host bridge's I/O window
+/// mapped as MMIO (an [`Mmio`] over the BAR's part of the window). Every
+/// access is bounds- and alignment-checked like [`Mmio`]'s.
+pub trait IoBar: Send + Sync {
+    /// Bytes of registers (the BAR's size).
+    fn len(&self) -> usize;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    fn read8(&self, offset: usize) -> Result<u8, OutOfWindow>;
+    fn read16(&self, offset: usize) -> Result<u16, OutOfWindow>;
+    fn read32(&self, offset: usize) -> Result<u32, OutOfWindow>;
+    fn write8(&self, offset: usize, value: u8) -> Result<(), OutOfWindow>;
+    fn write16(&self, offset: usize, value: u16) -> Result<(), OutOfWindow>;
+    fn write32(&self, offset: usize, value: u32) -> Result<(), OutOfWindow>;
+}
+
+impl IoBar for Mmio {
+    fn len(&self) -> usize {
+        Mmio::len(self)
+    }
+    fn read8(&self, offset: usize) -> Result<u8, OutOfWindow> {
+        Mmio::read8(self, offset)
+    }
+    fn read16(&self, offset: usize) -> Result<u16, OutOfWindow> {
+        Mmio::read16(self, offset)
+    }
+    fn read32(&self, offset: usize) -> Result<u32, OutOfWindow> {
+        Mmio::read32(self, offset)
+    }
+    fn write8(&self, offset: usize, value: u8) -> Result<(), OutOfWindow> {
+        Mmio::write8(self, offset, value)
+    }
+    fn write16(&self, offset: usize, value: u16) -> Result<(), OutOfWindow> {
+        Mmio::write16(self, offset, value)
+    }
+    fn write32(&self, offset: usize, value: u32) -> Result<(), OutOfWindow> {
+        Mmio::write32(self, offset, value)
+    }
+}
+
+/// An I/O BAR in the x86 port space: ports `base..base+len`.
+pub struct PortBar<P: PortAccess> {
+    io: P,
+    base: u16,
+    len: u16,
+}
+
+impl<P: PortAccess> PortBar<P> {
+    /// `None` if `base..base+len` runs past the 64 KiB port space.
+    pub fn new(io: P, base: u16, len: u16) -> Option<Self> {
+        base.checked_add(len.checked_sub(1)?)?;
+        Some(Self { io, base, len })
+    }
+
+    fn port(&self, offset: usize, size: usize) -> Result<u16, OutOfWindow> {
+        let end = offset.checked_add(size).ok_or(OutOfWindow { offset })?;
+        if end > usize::from(self.len) || !offset.is_multiple_of(size) {
+            return Err(OutOfWindow { offset });
+        }
+        // In range: `new` checked base + len - 1 fits in u16.
+        Ok(self.base + offset as u16)
+    }
+}
+
+impl<P: PortAccess> IoBar for PortBar<P> {
+    fn len(&self) -> usize {
+        usize::from(self.len)
+    }
+    fn read8(&self, offset: usize) -> Result<u8, OutOfWindow> {
+        Ok(self.io.in8(self.port(offset, 1)?))
+    }
+    fn read16(&self, offset: usize) -> Result<u16, OutOfWindow> {
+        Ok(self.io.in16(self.port(offset, 2)?))
+    }
+    fn read32(&self, offset: usize) -> Result<u32, OutOfWindow> {
+        Ok(self.io.in32(self.port(offset, 4)?))
+    }
+    fn write8(&self, offset: usize, value: u8) -> Result<(), OutOfWindow> {
+        self.io.out8(self.port(offset, 1)?, value);
+        Ok(())
+    }
+    fn write16(&self, offset: usize, value: u16) -> Result<(), OutOfWindow> {
+        self.io.out16(self.port(offset, 2)?, value);
+        Ok(())
+    }
+    fn write32(&self, offset: usize, value: u32) -> Result<(), OutOfWindow> {
+        self.io.out32(self.port(offset, 4)?, value);
+        Ok(())
+    }
+}
+
 /// Byte-register access to a device that may sit behind ports or MMIO.
 pub trait ByteRegisters: Send + Sync {
     fn read(&self, reg: usize) -> u8;
@@ -445,5 +549,55 @@ mod tests {
             DmaRegion::new(&fake, 0).err(),
             Some(DmaError::BadSize { pages: 0 })
         );
+    }
+
+    /// Records port accesses as (port, width, value).
+    struct Ports(std::sync::Mutex<Vec<(u16, u8, u32)>>);
+
+    impl PortAccess for Ports {
+        fn in8(&self, p: u16) -> u8 {
+            self.0.lock().unwrap().push((p, 1, 0));
+            0x5a
+        }
+        fn in16(&self, p: u16) -> u16 {
+            self.0.lock().unwrap().push((p, 2, 0));
+            0x1234
+        }
+        fn in32(&self, p: u16) -> u32 {
+            self.0.lock().unwrap().push((p, 4, 0));
+            0xdead_beef
+        }
+        fn out8(&self, p: u16, v: u8) {
+            self.0.lock().unwrap().push((p, 1, v.into()));
+        }
+        fn out16(&self, p: u16, v: u16) {
+            self.0.lock().unwrap().push((p, 2, v.into()));
+        }
+        fn out32(&self, p: u16, v: u32) {
+            self.0.lock().unwrap().push((p, 4, v));
+        }
+    }
+
+    #[test]
+    fn port_bar_checks_bounds_and_alignment() {
+        let bar = PortBar::new(Ports(std::sync::Mutex::new(Vec::new())), 0xc000, 0x20).unwrap();
+        assert_eq!(bar.read32(0x1c), Ok(0xdead_beef));
+        assert_eq!(bar.read16(0xe), Ok(0x1234));
+        assert_eq!(bar.write8(0x13, 7), Ok(()));
+        assert_eq!(bar.read32(0x1e), Err(OutOfWindow { offset: 0x1e }));
+        assert_eq!(bar.read32(0x20), Err(OutOfWindow { offset: 0x20 }));
+        assert_eq!(bar.read8(0x20), Err(OutOfWindow { offset: 0x20 }));
+        assert_eq!(bar.write16(0x11, 1), Err(OutOfWindow { offset: 0x11 }));
+        assert_eq!(
+            bar.read8(usize::MAX),
+            Err(OutOfWindow { offset: usize::MAX })
+        );
+        assert_eq!(
+            *bar.io.0.lock().unwrap(),
+            [(0xc01c, 4, 0), (0xc00e, 2, 0), (0xc013, 1, 7)]
+        );
+        assert!(PortBar::new(Ports(std::sync::Mutex::new(Vec::new())), 0xfff0, 0x20).is_none());
+        assert!(PortBar::new(Ports(std::sync::Mutex::new(Vec::new())), 0xffe0, 0x20).is_some());
+        assert!(PortBar::new(Ports(std::sync::Mutex::new(Vec::new())), 0, 0).is_none());
     }
 }

@@ -113,6 +113,12 @@ impl MsixTable {
             (v | CONTROL_ENABLE) & !CONTROL_FUNCTION_MASK,
         );
     }
+
+    /// Turns MSI-X off again (the function goes back to INTx).
+    pub fn disable(&self, cfg: &dyn ConfigSpace, bdf: Bdf) {
+        let v = cfg.read32(bdf, u16::from(self.cap));
+        cfg.write32(bdf, u16::from(self.cap), v & !CONTROL_ENABLE);
+    }
 }
 
 /// The x86 MSI message for fixed delivery of `vector`, edge-triggered, to

@@ -1,9 +1,11 @@
 //! virtio interrupts: finding the PCI ISR and common-configuration
 //! structures, acknowledging an interrupt (the only thing a handler does
-//! to the device), and pointing every queue at one MSI-X vector.
+//! to the device), and pointing every queue at one MSI-X vector (legacy
+//! devices: see `legacy::route_queues_to_msix`).
 
 use crate::pci::{self, Bdf, Capability, ConfigSpace};
-use skiff_hal::Mmio;
+use alloc::boxed::Box;
+use skiff_hal::{IoBar, Mmio};
 
 /// `virtio_pci_cap.cfg_type` values.
 pub const PCI_CAP_COMMON_CFG: u8 = 1;
@@ -62,6 +64,9 @@ pub enum Ack {
     Mmio(Mmio),
     /// PCI with INTx: reading the ISR byte acknowledges.
     PciIsr(Mmio),
+    /// Legacy PCI with INTx: the ISR byte at BAR0 + 0x13 (read
+    /// acknowledges), in whatever space BAR0 is.
+    LegacyIsr(Box<dyn IoBar>),
     /// MSI-X: edge messages, nothing to acknowledge at the device.
     Msix,
 }
@@ -78,6 +83,7 @@ impl Ack {
                 status != 0
             }
             Ack::PciIsr(m) => m.read8(0).unwrap_or(0) & 0x3 != 0,
+            Ack::LegacyIsr(regs) => super::legacy::ack_isr(&**regs),
             Ack::Msix => true,
         }
     }

@@ -1,10 +1,13 @@
 //! virtio devices on the `virtio-drivers` crate: entropy (rng), block and
 //! network, over the PCI transport (modern and transitional devices: the
 //! crate speaks the modern interface, which QEMU's transitional devices also
-//! offer) and the MMIO transport (versions 1 and 2).
+//! offer), the MMIO transport (versions 1 and 2), and our [`legacy`] PCI
+//! transport for legacy-only devices; [`AnyTransport`] is any of them.
 //!
 //! * [`hal`] meets the crate's `Hal` contract over the kernel's DMA layer.
 //! * [`cmdline`] parses `virtio_mmio.device=` (x86 microvm).
+//! * [`blk`] is the block driver ([`Blk`]), on the crate's transport and
+//!   queue rather than its `VirtIOBlk` (a ring sized to the device).
 //! * [`net`] is the network driver ([`Net`]), on the crate's transport and
 //!   queue rather than its `VirtIONet` (checksum offload and mergeable
 //!   receive buffers).
@@ -17,24 +20,27 @@
 //! Requests are made from thread context. A [`Blk`] given a
 //! `skiff_hal::CompletionWait` (the kernel does, when the device's
 //! interrupt is wired) sleeps until its interrupt reports the request used;
-//! otherwise, and for rng, net and blk flushes, the drivers poll the used
+//! otherwise, and for rng and net, the drivers poll the used
 //! ring (see docs/devices.md).
 
+pub mod blk;
 pub mod cmdline;
 pub mod hal;
 pub mod irq;
+pub mod legacy;
 pub mod net;
 
 use crate::pci::{Bdf, ConfigSpace};
 use core::ptr::NonNull;
 use hal::VirtioHal;
-use skiff_hal::CompletionWait;
-use virtio_drivers::device::blk::{BlkReq, BlkResp, VirtIOBlk, SECTOR_SIZE};
+pub use legacy::LegacyPci;
 use virtio_drivers::device::rng::VirtIORng;
 use virtio_drivers::transport::mmio::{MmioTransport, VirtIOHeader};
 use virtio_drivers::transport::pci::bus::{ConfigurationAccess, DeviceFunction, PciRoot};
 use virtio_drivers::transport::pci::PciTransport;
-use virtio_drivers::transport::{SomeTransport, Transport};
+use virtio_drivers::transport::{DeviceStatus, InterruptStatus, SomeTransport, Transport};
+use virtio_drivers::PhysAddr;
+use zerocopy::{FromBytes, Immutable, IntoBytes};
 
 pub use virtio_drivers::transport::pci::virtio_device_type;
 pub use virtio_drivers::transport::DeviceType;
@@ -43,7 +49,7 @@ pub use virtio_drivers::transport::DeviceType;
 pub const VIRTIO_VENDOR: u16 = 0x1af4;
 
 /// Bytes per block-device sector.
-pub const SECTOR: usize = SECTOR_SIZE;
+pub const SECTOR: usize = blk::SECTOR;
 
 /// Why a virtio device could not be used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,8 +95,144 @@ fn is_protocol_violation(e: &virtio_drivers::Error) -> bool {
     )
 }
 
-/// A transport for one device.
-pub type AnyTransport = SomeTransport<'static>;
+/// A transport for one device: one of the crate's (modern PCI, MMIO) or
+/// our legacy PCI one. An enum because `Transport` is not object-safe.
+#[derive(Debug)]
+pub enum AnyTransport {
+    Crate(SomeTransport<'static>),
+    Legacy(LegacyPci),
+}
+
+impl From<SomeTransport<'static>> for AnyTransport {
+    fn from(t: SomeTransport<'static>) -> Self {
+        AnyTransport::Crate(t)
+    }
+}
+
+impl From<LegacyPci> for AnyTransport {
+    fn from(t: LegacyPci) -> Self {
+        AnyTransport::Legacy(t)
+    }
+}
+
+impl AnyTransport {
+    /// The size the device fixes for `queue` (legacy PCI: the driver must
+    /// build exactly that ring), or `None` where the driver chooses any
+    /// size up to `max_queue_size` (modern PCI, MMIO). A legacy queue the
+    /// device lacks reads as `Some(0)`.
+    pub fn fixed_queue_size(&self, queue: u16) -> Option<u16> {
+        match self {
+            AnyTransport::Crate(_) => None,
+            AnyTransport::Legacy(l) => Some(l.queue_size(queue).unwrap_or(0)),
+        }
+    }
+
+    /// Whether the transport gave up on the device (a legacy queue set up
+    /// with a size the device does not have).
+    pub fn failed(&self) -> bool {
+        match self {
+            AnyTransport::Crate(_) => false,
+            AnyTransport::Legacy(l) => l.failed(),
+        }
+    }
+
+    /// Checks, before any queue is built, that each `(queue, ring size)`
+    /// a driver is about to build fits a device that fixes its sizes; on a
+    /// mismatch logs which and marks the device FAILED.
+    pub fn check_queue_sizes(
+        &mut self,
+        name: &str,
+        rings: &[(u16, usize)],
+    ) -> Result<(), DeviceError> {
+        for &(q, want) in rings {
+            if let Some(fixed) = self.fixed_queue_size(q) {
+                if usize::from(fixed) != want {
+                    log::warn!(
+                        "virtio: {name} legacy queue={q} has size={fixed}, the driver's ring is {want}; device failed"
+                    );
+                    self.set_status(DeviceStatus::FAILED);
+                    return Err(DeviceError::Init);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Delegates each `Transport` method to the variant.
+macro_rules! each {
+    ($self:ident, $t:ident => $e:expr) => {
+        match $self {
+            AnyTransport::Crate($t) => $e,
+            AnyTransport::Legacy($t) => $e,
+        }
+    };
+}
+
+impl Transport for AnyTransport {
+    fn device_type(&self) -> DeviceType {
+        each!(self, t => t.device_type())
+    }
+    fn read_device_features(&mut self) -> u64 {
+        each!(self, t => t.read_device_features())
+    }
+    fn write_driver_features(&mut self, driver_features: u64) {
+        each!(self, t => t.write_driver_features(driver_features))
+    }
+    fn max_queue_size(&mut self, queue: u16) -> u32 {
+        each!(self, t => t.max_queue_size(queue))
+    }
+    fn notify(&mut self, queue: u16) {
+        each!(self, t => t.notify(queue))
+    }
+    fn get_status(&self) -> DeviceStatus {
+        each!(self, t => t.get_status())
+    }
+    fn set_status(&mut self, status: DeviceStatus) {
+        each!(self, t => t.set_status(status))
+    }
+    fn set_guest_page_size(&mut self, guest_page_size: u32) {
+        each!(self, t => t.set_guest_page_size(guest_page_size))
+    }
+    fn requires_legacy_layout(&self) -> bool {
+        each!(self, t => t.requires_legacy_layout())
+    }
+    fn queue_set(
+        &mut self,
+        queue: u16,
+        size: u32,
+        descriptors: PhysAddr,
+        driver_area: PhysAddr,
+        device_area: PhysAddr,
+    ) {
+        each!(self, t => t.queue_set(queue, size, descriptors, driver_area, device_area))
+    }
+    fn queue_unset(&mut self, queue: u16) {
+        each!(self, t => t.queue_unset(queue))
+    }
+    fn queue_used(&mut self, queue: u16) -> bool {
+        each!(self, t => t.queue_used(queue))
+    }
+    fn ack_interrupt(&mut self) -> InterruptStatus {
+        each!(self, t => t.ack_interrupt())
+    }
+    fn read_config_generation(&self) -> u32 {
+        each!(self, t => t.read_config_generation())
+    }
+    fn read_config_space<T: FromBytes + IntoBytes>(
+        &self,
+        offset: usize,
+    ) -> virtio_drivers::Result<T> {
+        each!(self, t => t.read_config_space(offset))
+    }
+    fn write_config_space<T: IntoBytes + Immutable>(
+        &mut self,
+        offset: usize,
+        value: T,
+    ) -> virtio_drivers::Result<()> {
+        each!(self, t => t.write_config_space(offset, value))
+    }
+}
 
 /// The crate's configuration-space access over ours.
 #[derive(Clone, Copy)]
@@ -131,7 +273,7 @@ pub fn pci_transport(cfg: &'static dyn ConfigSpace, at: Bdf) -> Result<AnyTransp
         function: at.function,
     };
     PciTransport::new::<VirtioHal, _>(&mut root, df)
-        .map(SomeTransport::from)
+        .map(|t| AnyTransport::from(SomeTransport::from(t)))
         .map_err(|e| {
             log::warn!("virtio: pci={at} transport error={e}");
             DeviceError::Transport
@@ -172,7 +314,7 @@ pub fn mmio_transport(mmio: skiff_hal::Mmio) -> Result<AnyTransport, MmioProbe> 
     // (the `Mmio` value is consumed here).
     let t = unsafe { MmioTransport::new(header, size) };
     match t {
-        Ok(t) => Ok(SomeTransport::from(t)),
+        Ok(t) => Ok(AnyTransport::from(SomeTransport::from(t))),
         Err(e) => {
             log::warn!("virtio: mmio={va:#x} transport error={e}");
             Err(MmioProbe::Error(DeviceError::Transport))
@@ -207,11 +349,16 @@ pub struct Rng {
     dev: Option<VirtIORng<VirtioHal, AnyTransport>>,
 }
 
+/// The ring size of the crate's `VirtIORng` (its private `QUEUE_SIZE`).
+const RNG_RING: usize = 8;
+
 impl Rng {
-    pub fn new(t: AnyTransport) -> Result<Self, DeviceError> {
+    pub fn new(mut t: AnyTransport) -> Result<Self, DeviceError> {
         if t.device_type() != DeviceType::EntropySource {
             return Err(DeviceError::WrongType);
         }
+        // The crate's rng ring has 8 entries (as QEMU's legacy rng queue).
+        t.check_queue_sizes("rng", &[(0, RNG_RING)])?;
         let dev = VirtIORng::new(t).map_err(|_| DeviceError::Init)?;
         Ok(Self { dev: Some(dev) })
     }
@@ -241,141 +388,10 @@ impl Rng {
 
 // ---- blk ----
 
-/// A virtio block device. Requests are whole sectors.
-pub struct Blk {
-    dev: Option<VirtIOBlk<VirtioHal, AnyTransport>>,
-    capacity: u64,
-    readonly: bool,
-    /// How reads and writes wait for completion: the kernel's interrupt
-    /// wait when the device's interrupt is wired, else spinning.
-    waiter: Option<&'static dyn CompletionWait>,
-}
-
-impl Blk {
-    pub fn new(t: AnyTransport) -> Result<Self, DeviceError> {
-        if t.device_type() != DeviceType::Block {
-            return Err(DeviceError::WrongType);
-        }
-        let dev = VirtIOBlk::new(t).map_err(|_| DeviceError::Init)?;
-        Ok(Self {
-            capacity: dev.capacity(),
-            readonly: dev.readonly(),
-            dev: Some(dev),
-            waiter: None,
-        })
-    }
-
-    /// Reads and writes then sleep in `waiter` until the device completes
-    /// them (its interrupt wakes them) instead of spinning.
-    pub fn set_waiter(&mut self, waiter: &'static dyn CompletionWait) {
-        self.waiter = Some(waiter);
-    }
-
-    /// Whether requests complete by interrupt (a waiter is set).
-    pub fn interrupt_driven(&self) -> bool {
-        self.waiter.is_some()
-    }
-
-    /// Capacity in 512-byte sectors.
-    pub fn capacity(&self) -> u64 {
-        self.capacity
-    }
-
-    pub fn readonly(&self) -> bool {
-        self.readonly
-    }
-
-    fn check(&self, sector: u64, len: usize) -> Result<(), DeviceError> {
-        if len == 0 || !len.is_multiple_of(SECTOR) {
-            return Err(DeviceError::OutOfRange);
-        }
-        let end = sector
-            .checked_add((len / SECTOR) as u64)
-            .ok_or(DeviceError::OutOfRange)?;
-        if end > self.capacity {
-            return Err(DeviceError::OutOfRange);
-        }
-        Ok(())
-    }
-
-    fn outcome(&mut self, r: virtio_drivers::Result) -> Result<(), DeviceError> {
-        match r {
-            Ok(()) => Ok(()),
-            Err(e) if is_protocol_violation(&e) => {
-                log::warn!("virtio: blk protocol error={e}; reset");
-                self.dev = None;
-                Err(DeviceError::Broken)
-            }
-            Err(virtio_drivers::Error::Unsupported) => Err(DeviceError::ReadOnly),
-            Err(_) => Err(DeviceError::Io),
-        }
-    }
-
-    /// Reads `buf.len() / 512` sectors from `sector`.
-    pub fn read(&mut self, sector: u64, buf: &mut [u8]) -> Result<(), DeviceError> {
-        self.check(sector, buf.len())?;
-        let dev = self.dev.as_mut().ok_or(DeviceError::Broken)?;
-        let mut req = BlkReq::default();
-        let mut resp = BlkResp::default();
-        // SAFETY: `req`, `buf` and `resp` stay borrowed here until the
-        // matching `complete_read_blocks`, which always runs (`wait` only
-        // returns once the request is used). The device never sees them
-        // anyway: `VirtioHal::share` bounces them through DMA pages.
-        #[allow(unsafe_code)]
-        let r = match unsafe { dev.read_blocks_nb(sector as usize, &mut req, buf, &mut resp) } {
-            Ok(token) => {
-                wait_used(self.waiter, dev);
-                // SAFETY: the same buffers as `read_blocks_nb` got.
-                unsafe { dev.complete_read_blocks(token, &req, buf, &mut resp) }
-            }
-            Err(e) => Err(e),
-        };
-        self.outcome(r)
-    }
-
-    /// Writes `buf.len() / 512` sectors at `sector`.
-    pub fn write(&mut self, sector: u64, buf: &[u8]) -> Result<(), DeviceError> {
-        self.check(sector, buf.len())?;
-        if self.readonly {
-            return Err(DeviceError::ReadOnly);
-        }
-        let dev = self.dev.as_mut().ok_or(DeviceError::Broken)?;
-        let mut req = BlkReq::default();
-        let mut resp = BlkResp::default();
-        // SAFETY: as in `read`.
-        #[allow(unsafe_code)]
-        let r = match unsafe { dev.write_blocks_nb(sector as usize, &mut req, buf, &mut resp) } {
-            Ok(token) => {
-                wait_used(self.waiter, dev);
-                // SAFETY: the same buffers as `write_blocks_nb` got.
-                unsafe { dev.complete_write_blocks(token, &req, buf, &mut resp) }
-            }
-            Err(e) => Err(e),
-        };
-        self.outcome(r)
-    }
-
-    /// Makes earlier writes durable (a no-op if the device has no cache).
-    pub fn flush(&mut self) -> Result<(), DeviceError> {
-        let dev = self.dev.as_mut().ok_or(DeviceError::Broken)?;
-        let r = dev.flush();
-        self.outcome(r)
-    }
-}
-
-/// Waits until the block queue has a used entry (the request in flight:
-/// one at a time, so any other token is a protocol error that
-/// `complete_*` reports as `WrongToken`).
-fn wait_used(
-    waiter: Option<&'static dyn CompletionWait>,
-    dev: &mut VirtIOBlk<VirtioHal, AnyTransport>,
-) {
-    let mut done = || dev.peek_used().is_some();
-    match waiter {
-        Some(w) => w.wait(&mut done),
-        None => skiff_hal::spin_until(&mut done),
-    }
-}
+// The blk driver is ours, on the crate's `Transport` and `VirtQueue`: the
+// crate's `VirtIOBlk` has a fixed 16-entry queue, and legacy PCI devices
+// fix the queue size themselves (see blk.rs).
+pub use blk::Blk;
 
 // ---- net ----
 
@@ -383,3 +399,14 @@ fn wait_used(
 // crate's `VirtIONet` cannot negotiate checksum offload or mergeable
 // receive buffers (see net.rs).
 pub use net::Net;
+
+/// [`Net::new`] after checking that a device which fixes its queue sizes
+/// (legacy PCI) has the driver's ring sizes: a mismatch fails the device
+/// instead of handing it rings it would misread.
+pub fn new_net(mut t: AnyTransport) -> Result<Net, DeviceError> {
+    if t.device_type() != DeviceType::Network {
+        return Err(DeviceError::WrongType);
+    }
+    t.check_queue_sizes("net", &[(0, net::RXQ), (1, net::TXQ)])?;
+    Net::new(t)
+}

@@ -50,9 +50,12 @@ pub const HDR_DATA_VALID: u8 = 2;
 /// `virtio_net_hdr.gso_type` for an ordinary frame.
 pub const GSO_NONE: u8 = 0;
 
-/// Receive ring size (buffers posted), transmit ring size.
-const RXQ: usize = 32;
-const TXQ: usize = 16;
+/// Receive ring size (buffers posted), transmit ring size. 256 each: a
+/// legacy device (VirtualBox, QEMU `disable-modern=on`) fixes its queue
+/// sizes and QEMU's and VirtualBox's net queues have 256 entries; a
+/// modern one takes any size up to its maximum (256 on QEMU).
+pub const RXQ: usize = 256;
+pub const TXQ: usize = 256;
 /// Receive buffer size with mergeable buffers: a full-size frame (12 +
 /// 1514 bytes) spans two, so merging is exercised by ordinary traffic.
 const RX_BUF_MRG: usize = 1024;

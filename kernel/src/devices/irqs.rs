@@ -1,10 +1,11 @@
 //! Wiring virtio devices' interrupts: MSI-X on x86 PCI (every queue on one
-//! vector routed to the boot CPU's local APIC), INTx through the DT
-//! interrupt-map on arm64 PCI, and the platform line of a virtio-mmio
-//! transport. The handler acknowledges the device, counts, wakes the
-//! threads sleeping in [`DeviceIrq`]'s completion wait (virtio-blk
-//! requests) and calls the owner's `set_wake` hook (the NIC). See
-//! docs/devices.md.
+//! vector routed to the boot CPU's local APIC; legacy devices through
+//! their vector registers in I/O BAR0), INTx through the DT interrupt-map
+//! on arm64 PCI (legacy devices acknowledge at BAR0 + 0x13), and the
+//! platform line of a virtio-mmio transport. The handler acknowledges the
+//! device, counts, wakes the threads sleeping in [`DeviceIrq`]'s
+//! completion wait (virtio-blk requests) and calls the owner's `set_wake`
+//! hook (the NIC). See docs/devices.md.
 
 use super::{dma, irq::KERNEL_IRQS, pci::Found, Registry};
 use crate::sync::WaitQueue;
@@ -14,6 +15,7 @@ use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use skiff_drivers::hal::{CompletionWait, IrqHandler, IrqRegistrar};
 use skiff_drivers::pci::{Bdf, ConfigSpace};
 use skiff_drivers::virtio::irq::{self as virq, Ack};
+use skiff_drivers::virtio::legacy;
 use skiff_platform::firmware::PciHost;
 
 /// One device's interrupt: how to acknowledge it and how often it fired.
@@ -132,6 +134,9 @@ fn structure_mmio(
 }
 
 /// PCI: MSI-X where the arch has MSIs (x86), else INTx via the DT map.
+/// Modern devices route queues through the common configuration and
+/// acknowledge INTx at the ISR structure; legacy ones use the vector
+/// registers and ISR byte in I/O BAR0.
 pub(super) fn setup_pci(
     reg: &mut Registry,
     cfg: &'static dyn ConfigSpace,
@@ -140,8 +145,22 @@ pub(super) fn setup_pci(
     at: String,
 ) {
     let bdf: Bdf = f.function.bdf;
+    let modern = virq::pci_structure(cfg, bdf, &f.caps, virq::PCI_CAP_COMMON_CFG);
+    let legacy_regs = || {
+        f.bars
+            .iter()
+            .find(|b| b.index == 0)
+            .and_then(|b| super::pci::io_bar(b, host))
+    };
     if f.msix {
-        if let Some(h) = setup_msix(cfg, f, host, &at) {
+        let route: Option<Route> = match modern {
+            Some(s) => structure_mmio(f, host, s).map(|common| -> Route {
+                Box::new(move || virq::route_queues_to_msix(&common, 0))
+            }),
+            None => legacy_regs()
+                .map(|regs| -> Route { Box::new(move || legacy::route_queues_to_msix(&*regs, 0)) }),
+        };
+        if let Some(h) = route.and_then(|r| setup_msix(cfg, f, host, &at, r)) {
             wired(reg, h);
             return;
         }
@@ -150,13 +169,17 @@ pub(super) fn setup_pci(
         log::info!("virtio: irq at={at} none (no MSI-X support here, no INTx route)");
         return;
     };
-    let Some(isr) = virq::pci_structure(cfg, bdf, &f.caps, virq::PCI_CAP_ISR_CFG)
-        .and_then(|s| structure_mmio(f, host, s))
-    else {
+    let ack = match modern {
+        Some(_) => virq::pci_structure(cfg, bdf, &f.caps, virq::PCI_CAP_ISR_CFG)
+            .and_then(|s| structure_mmio(f, host, s))
+            .map(Ack::PciIsr),
+        None => legacy_regs().map(Ack::LegacyIsr),
+    };
+    let Some(ack) = ack else {
         log::warn!("virtio: irq at={at} no ISR structure");
         return;
     };
-    let h = leak(at, line, Ack::PciIsr(isr));
+    let h = leak(at, line, ack);
     match KERNEL_IRQS.register_line(line, h) {
         Ok(()) => {
             log::info!("virtio: irq at={} intx={line}", h.at);
@@ -166,11 +189,15 @@ pub(super) fn setup_pci(
     }
 }
 
+/// Points the device's queues at MSI-X table entry 0 (once MSI-X is on).
+type Route = Box<dyn FnOnce() -> Result<u16, virq::RouteError>>;
+
 fn setup_msix(
     cfg: &'static dyn ConfigSpace,
     f: &Found,
     host: Option<&PciHost>,
     at: &str,
+    route: Route,
 ) -> Option<&'static DeviceIrq> {
     use skiff_drivers::hal::IrqSource;
     use skiff_drivers::pci::msix::MsixTable;
@@ -186,8 +213,6 @@ fn setup_msix(
             return None;
         }
     };
-    let common = virq::pci_structure(cfg, bdf, &f.caps, virq::PCI_CAP_COMMON_CFG)
-        .and_then(|s| structure_mmio(f, host, s))?;
     let table_mmio = {
         let bar = f.bars.iter().find(|b| b.index == table.bar)?;
         let cpu = super::pci::bar_cpu_address(bar, host)?;
@@ -209,13 +234,15 @@ fn setup_msix(
     }
     table.enable(cfg, bdf);
     h.line.store(line, Ordering::Relaxed);
-    match virq::route_queues_to_msix(&common, 0) {
+    match route() {
         Ok(queues) => {
             log::info!("virtio: irq at={at} msix line={line} queues={queues}");
             Some(h)
         }
         Err(e) => {
             log::warn!("virtio: irq at={at} msix routing error={e:?}");
+            // Back to INTx (and, legacy, the device configuration at 0x14).
+            table.disable(cfg, bdf);
             None
         }
     }

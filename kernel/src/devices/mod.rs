@@ -172,6 +172,14 @@ fn probe_pci(
             log::warn!("virtio: pci={bdf} bar not in an identity window; skipped");
             continue;
         }
+        // Legacy-only functions (VirtualBox's virtio-net, QEMU with
+        // `disable-modern=on`) have no modern common configuration.
+        let modern = virtio::irq::pci_structure(cfg, bdf, &f.caps, virtio::irq::PCI_CAP_COMMON_CFG)
+            .is_some();
+        if !modern {
+            probe_legacy(reg, cfg, &f, host);
+            continue;
+        }
         skiff_drivers::pci::enable(cfg, bdf, command::MEMORY | command::BUS_MASTER);
         match virtio::pci_transport(cfg, bdf) {
             Ok(t) => {
@@ -184,6 +192,56 @@ fn probe_pci(
                 log::warn!("virtio: pci={bdf} error={}; disabled", e.name());
                 skiff_drivers::pci::disable(cfg, bdf, command::MEMORY | command::BUS_MASTER);
             }
+        }
+    }
+}
+
+/// A legacy virtio PCI function: registers in I/O BAR0 (x86 ports, or
+/// the arm64 host's I/O window).
+fn probe_legacy(
+    reg: &mut Registry,
+    cfg: &'static dyn ConfigSpace,
+    f: &pci::Found,
+    host: Option<&PciHost>,
+) {
+    let bdf = f.function.bdf;
+    let device = f.function.header.device;
+    if !virtio::legacy::TRANSITIONAL_IDS.contains(&device) {
+        log::warn!("virtio: pci={bdf} device={device:04x} has no common configuration; skipped");
+        return;
+    }
+    let Some(regs) = f
+        .bars
+        .iter()
+        .find(|b| b.index == 0)
+        .and_then(|b| pci::io_bar(b, host))
+    else {
+        log::warn!("virtio: pci={bdf} legacy device without a usable I/O BAR0; skipped");
+        return;
+    };
+    let subsystem = (cfg.read32(bdf, 0x2c) >> 16) as u16;
+    let msix = f
+        .caps
+        .iter()
+        .find(|c| c.id == skiff_drivers::pci::cap::MSIX)
+        .map(|c| virtio::legacy::MsixCap {
+            cfg,
+            bdf,
+            offset: c.offset,
+        });
+    let bits = command::IO | command::MEMORY | command::BUS_MASTER;
+    skiff_drivers::pci::enable(cfg, bdf, bits);
+    match virtio::LegacyPci::new(regs, device, subsystem, msix) {
+        Ok(t) => {
+            let at = alloc::format!("pci:{bdf}");
+            log::info!("virtio: pci={bdf} legacy interface");
+            if attach(reg, at.clone(), AnyTransport::from(t)) {
+                irqs::setup_pci(reg, cfg, f, host, at);
+            }
+        }
+        Err(e) => {
+            log::warn!("virtio: pci={bdf} legacy error={}; disabled", e.name());
+            skiff_drivers::pci::disable(cfg, bdf, bits);
         }
     }
 }
@@ -250,7 +308,7 @@ fn attach(reg: &mut Registry, at: String, t: AnyTransport) -> bool {
                 false
             }
         },
-        DeviceType::Network => match Net::new(t) {
+        DeviceType::Network => match virtio::new_net(t) {
             Ok(mut n) => {
                 n.set_location(&at);
                 let link = match n.link() {

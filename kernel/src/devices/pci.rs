@@ -314,6 +314,92 @@ pub fn bar_cpu_address(bar: &Bar, host: Option<&PciHost>) -> Option<u64> {
     }
 }
 
+/// The CPU address of an I/O BAR on a DT host: the bus range through the
+/// host's I/O window (arm64 maps PCI I/O space as MMIO there).
+pub fn io_bar_cpu_address(bar: &Bar, host: &PciHost) -> Option<u64> {
+    if bar.kind != BarKind::Io {
+        return None;
+    }
+    host.windows.iter().find_map(|w| {
+        if w.space != PciSpace::Io {
+            return None;
+        }
+        let off = bar.address.checked_sub(w.pci_base)?;
+        (off.checked_add(bar.size)? <= w.size).then(|| w.cpu_base + off)
+    })
+}
+
+/// x86 port I/O for the driver HAL's [`PortBar`](skiff_drivers::hal::PortBar).
+#[cfg(target_arch = "x86_64")]
+#[derive(Clone, Copy)]
+pub struct KernelPorts;
+
+// SAFETY (all six): `PortBar` only reaches ports inside an I/O BAR the bus
+// walk found assigned, which belong to the device; port I/O touches no
+// memory.
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
+impl skiff_drivers::hal::PortAccess for KernelPorts {
+    fn in8(&self, port: u16) -> u8 {
+        unsafe { arch::port::inb(port) }
+    }
+    fn in16(&self, port: u16) -> u16 {
+        unsafe { arch::port::inw(port) }
+    }
+    fn in32(&self, port: u16) -> u32 {
+        unsafe { arch::port::inl(port) }
+    }
+    fn out8(&self, port: u16, value: u8) {
+        unsafe { arch::port::outb(port, value) }
+    }
+    fn out16(&self, port: u16, value: u16) {
+        unsafe { arch::port::outw(port, value) }
+    }
+    fn out32(&self, port: u16, value: u32) {
+        unsafe { arch::port::outl(port, value) }
+    }
+}
+
+/// The registers of I/O BAR `bar`: x86 ports (firmware assigned them;
+/// no DT host), or on a DT host (arm64) the part of the host's I/O window
+/// the kernel placed it in, mapped as MMIO. `None` (logged) when it is not
+/// an assigned I/O BAR reachable here.
+pub fn io_bar(
+    bar: &Bar,
+    host: Option<&PciHost>,
+) -> Option<alloc::boxed::Box<dyn skiff_drivers::hal::IoBar>> {
+    if bar.kind != BarKind::Io || bar.address == 0 {
+        return None;
+    }
+    if let Some(h) = host {
+        let Some(cpu) = io_bar_cpu_address(bar, h) else {
+            log::warn!(
+                "pci: io bar={} addr={:#x} outside the host's I/O window",
+                bar.index,
+                bar.address
+            );
+            return None;
+        };
+        if !dma::allow_mmio(cpu, bar.size) {
+            return None;
+        }
+        let m = dma::mmio(cpu, usize::try_from(bar.size).ok()?)?;
+        return Some(alloc::boxed::Box::new(m));
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        let base = u16::try_from(bar.address).ok()?;
+        let len = u16::try_from(bar.size).ok()?;
+        skiff_drivers::hal::PortBar::new(KernelPorts, base, len)
+            .map(|p| alloc::boxed::Box::new(p) as alloc::boxed::Box<dyn skiff_drivers::hal::IoBar>)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        log::warn!("pci: io bar={} with no host window to reach it", bar.index);
+        None
+    }
+}
+
 /// The boot-log line for a function.
 pub fn log_found(f: &Found) {
     let h = &f.function.header;
