@@ -146,8 +146,6 @@ pub enum ProtocolError {
     BadStatus { status: u8 },
     /// More used entries than requests in flight.
     ExtraUsed,
-    /// The device refused the features it offered.
-    FeaturesRefused,
     /// The queue would not take a request that fits it (its state is
     /// corrupt).
     QueueRefused(virtio_drivers::Error),
@@ -163,7 +161,6 @@ impl fmt::Display for ProtocolError {
             ProtocolError::StatusNotWritten => write!(f, "status-not-written"),
             ProtocolError::BadStatus { status } => write!(f, "bad-status status={status}"),
             ProtocolError::ExtraUsed => write!(f, "extra-used-entry"),
-            ProtocolError::FeaturesRefused => write!(f, "features-refused"),
             ProtocolError::QueueRefused(e) => write!(f, "queue-refused error={e}"),
         }
     }
@@ -463,24 +460,12 @@ impl Blk {
         if t.device_type() != DeviceType::Block {
             return Err(DeviceError::WrongType);
         }
-        // virtio 3.1.1: reset, ACKNOWLEDGE | DRIVER, features, FEATURES_OK
-        // (read back: the device may refuse), config, queue, DRIVER_OK.
-        t.set_status(DeviceStatus::empty());
-        t.set_status(DeviceStatus::ACKNOWLEDGE | DeviceStatus::DRIVER);
-        let offered = t.read_device_features();
-        let features = offered & WANTED;
-        t.write_driver_features(features);
-        let ok = DeviceStatus::ACKNOWLEDGE | DeviceStatus::DRIVER | DeviceStatus::FEATURES_OK;
-        t.set_status(ok);
+        // virtio 3.1.1: features, then config, queue, DRIVER_OK.
+        let (_, features) = super::negotiate(&mut t, WANTED, "blk")?;
         let fail = |t: &mut AnyTransport| {
             t.set_status(DeviceStatus::FAILED);
             DeviceError::Init
         };
-        if features & F_VERSION_1 != 0 && !t.get_status().contains(DeviceStatus::FEATURES_OK) {
-            log::warn!("virtio: blk {}", ProtocolError::FeaturesRefused);
-            return Err(fail(&mut t));
-        }
-        t.set_guest_page_size(4096);
 
         let has = |bit: u64| features & bit != 0;
         let cfg = t.read_consistent(|| {

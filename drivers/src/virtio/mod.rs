@@ -85,6 +85,29 @@ impl DeviceError {
     }
 }
 
+/// `VIRTIO_F_VERSION_1`: the modern interface (FEATURES_OK must stick).
+const F_VERSION_1: u64 = 1 << 32;
+
+/// The start of initialisation (virtio 3.1.1) for our own drivers: reset,
+/// ACKNOWLEDGE | DRIVER, accept the offered features within `wanted`, and
+/// FEATURES_OK, read back on a modern device (which may refuse). Returns
+/// (offered, accepted); on refusal the device is marked FAILED.
+fn negotiate(t: &mut AnyTransport, wanted: u64, name: &str) -> Result<(u64, u64), DeviceError> {
+    t.set_status(DeviceStatus::empty());
+    t.set_status(DeviceStatus::ACKNOWLEDGE | DeviceStatus::DRIVER);
+    let offered = t.read_device_features();
+    let features = offered & wanted;
+    t.write_driver_features(features);
+    t.set_status(DeviceStatus::ACKNOWLEDGE | DeviceStatus::DRIVER | DeviceStatus::FEATURES_OK);
+    if features & F_VERSION_1 != 0 && !t.get_status().contains(DeviceStatus::FEATURES_OK) {
+        log::warn!("virtio: {name} features-refused offered={offered:#x} wanted={features:#x}");
+        t.set_status(DeviceStatus::FAILED);
+        return Err(DeviceError::Init);
+    }
+    t.set_guest_page_size(4096);
+    Ok((offered, features))
+}
+
 /// Whether a crate error means the device broke protocol (and must be
 /// reset) rather than a normal failure.
 fn is_protocol_violation(e: &virtio_drivers::Error) -> bool {

@@ -84,8 +84,6 @@ pub enum ProtocolError {
     Gso { gso_type: u8 },
     /// NEEDS_CSUM without GUEST_CSUM, or a checksum field outside the frame.
     BadCsum { start: u16, offset: u16, len: usize },
-    /// The device refused the features it offered.
-    FeaturesRefused,
 }
 
 impl fmt::Display for ProtocolError {
@@ -108,7 +106,6 @@ impl fmt::Display for ProtocolError {
             ProtocolError::BadCsum { start, offset, len } => {
                 write!(f, "bad-csum start={start} offset={offset} len={len}")
             }
-            ProtocolError::FeaturesRefused => write!(f, "features-refused"),
         }
     }
 }
@@ -432,21 +429,8 @@ impl Net {
         if t.device_type() != DeviceType::Network {
             return Err(DeviceError::WrongType);
         }
-        // virtio 3.1.1: reset, ACKNOWLEDGE | DRIVER, features, FEATURES_OK
-        // (read back: the device may refuse), queues, DRIVER_OK.
-        t.set_status(DeviceStatus::empty());
-        t.set_status(DeviceStatus::ACKNOWLEDGE | DeviceStatus::DRIVER);
-        let offered = t.read_device_features();
-        let features = offered & WANTED;
-        t.write_driver_features(features);
-        let ok = DeviceStatus::ACKNOWLEDGE | DeviceStatus::DRIVER | DeviceStatus::FEATURES_OK;
-        t.set_status(ok);
-        if features & F_VERSION_1 != 0 && !t.get_status().contains(DeviceStatus::FEATURES_OK) {
-            log::warn!("virtio: net {}", ProtocolError::FeaturesRefused);
-            t.set_status(DeviceStatus::FAILED);
-            return Err(DeviceError::Init);
-        }
-        t.set_guest_page_size(4096);
+        // virtio 3.1.1: features, then queues, DRIVER_OK.
+        let (offered, features) = super::negotiate(&mut t, WANTED, "net")?;
         let cfg = NetConfig::from_features(features);
 
         // virtio_net_config: mac[6] at 0, status u16 at 6, mtu u16 at 10.
