@@ -14,7 +14,7 @@
 //! Depends on fs::timerfd, the signal layer and (on the target) the
 //! scheduler's thread spawn.
 
-use super::{signal, Cx};
+use super::Cx;
 use crate::errno::{Errno, KResult};
 use crate::fs::timerfd::{Clock, Setting, TimerFd};
 use crate::syscall::Args;
@@ -114,6 +114,7 @@ fn start_poster() {
 
 #[cfg(target_os = "none")]
 fn post_alarms() {
+    use super::signal;
     use crate::fs::Inode;
     let timer = real();
     loop {
