@@ -24,6 +24,8 @@
 //! `acpi`. Never on the kernel. It is the only place that names hypervisors.
 #![cfg_attr(not(test), no_std)]
 
+extern crate alloc;
+
 pub mod bootinfo;
 pub mod detect;
 pub mod firmware;

@@ -331,6 +331,37 @@ pub fn isa_to_gsi(irq: u8) -> Option<u32> {
     (gsi != u32::MAX).then_some(gsi)
 }
 
+/// Why [`configure`] refused a GSI.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GsiError {
+    /// No IOAPIC input has this GSI, or it has no vector below the timer's.
+    NoSuchGsi(u32),
+}
+
+/// Sets GSI `gsi`'s trigger mode and polarity (from ACPI: a PCI INTx link's
+/// `_CRS`, or level/active-low for a `_PRT` GSI), leaving it masked as it
+/// was. A level line is then masked on delivery until [`eoi`].
+pub fn configure(gsi: u32, level: bool, active_low: bool) -> Result<(), GsiError> {
+    if gsi >= MAX_GSI {
+        return Err(GsiError::NoSuchGsi(gsi));
+    }
+    cpu::without_interrupts(|| {
+        let mut state = STATE.lock();
+        let (io, pin) = find(&state, gsi).ok_or(GsiError::NoSuchGsi(gsi))?;
+        let reg = 0x10 + 2 * pin;
+        let mut low = io.read(reg) & !(RTE_LEVEL | RTE_ACTIVE_LOW);
+        if level {
+            low |= RTE_LEVEL;
+        }
+        if active_low {
+            low |= RTE_ACTIVE_LOW;
+        }
+        io.write(reg, low);
+        state.level[gsi as usize] = level;
+        Ok(())
+    })
+}
+
 /// Lets GSI `line` interrupt (it arrives as `Interrupt::Device(line)`).
 pub fn unmask(line: u32) {
     set_mask(line, false);

@@ -1,7 +1,8 @@
 //! Wiring virtio devices' interrupts: MSI-X on x86 PCI (every queue on one
 //! vector routed to the boot CPU's local APIC; legacy devices through
-//! their vector registers in I/O BAR0), INTx through the DT interrupt-map
-//! on arm64 PCI (legacy devices acknowledge at BAR0 + 0x13), and the
+//! their vector registers in I/O BAR0), else INTx: on x86 the IOAPIC GSI
+//! of ACPI `_PRT` (see `pci::intx`), on arm64 PCI the DT interrupt-map
+//! (legacy devices acknowledge at BAR0 + 0x13, read clears), and the
 //! platform line of a virtio-mmio transport. The handler acknowledges the
 //! device, counts, wakes the threads sleeping in [`DeviceIrq`]'s
 //! completion wait (virtio-blk requests) and calls the owner's `set_wake`
@@ -40,6 +41,17 @@ impl DeviceIrq {
 
     pub fn line(&self) -> u32 {
         self.line.load(Ordering::Relaxed)
+    }
+
+    /// How the interrupt is wired: "msix", "intx" (a PCI pin: x86 through
+    /// ACPI `_PRT`, arm64 through the DT interrupt-map) or "line" (a
+    /// virtio-mmio platform line).
+    pub fn mode(&self) -> &'static str {
+        match self.ack {
+            Ack::Msix => "msix",
+            Ack::PciIsr(_) | Ack::LegacyIsr(_) => "intx",
+            Ack::Mmio(_) => "line",
+        }
     }
 
     /// Sets the function the handler calls after acknowledging the device
@@ -182,6 +194,9 @@ pub(super) fn setup_pci(
     let h = leak(at, line, ack);
     match KERNEL_IRQS.register_line(line, h) {
         Ok(()) => {
+            #[cfg(target_arch = "x86_64")]
+            log::info!("virtio: irq at={} intx gsi={line}", h.at);
+            #[cfg(not(target_arch = "x86_64"))]
             log::info!("virtio: irq at={} intx={line}", h.at);
             wired(reg, h);
         }

@@ -139,8 +139,9 @@ impl ConfigSpace for PortConfig {
 pub struct Found {
     pub function: Function,
     pub bars: Vec<Bar>,
-    /// The INTx line: the GIC INTID from the DT interrupt-map (x86: none,
-    /// see `examine`).
+    /// The INTx line: the GIC INTID from the DT interrupt-map; x86: the
+    /// IOAPIC GSI from ACPI `_PRT`, looked up only for functions without
+    /// MSI-X (see [`intx`]).
     pub intx: Option<u32>,
     /// The capability list is sane (bounded, loop-free) and the BARs are
     /// inside the host windows: only such functions are handed to drivers.
@@ -183,6 +184,9 @@ pub fn walk(
     let first = *buses.start();
     let mut todo = alloc::vec![first];
     let mut seen = [false; 256];
+    // Per secondary bus: the bridge above it (bus, device, function), for
+    // the INTx pin swizzle up to the root bus.
+    let mut parent: [Option<(u8, u8, u8)>; 256] = [None; 256];
     let mut out = Vec::new();
     while let Some(bus) = todo.pop() {
         if seen[usize::from(bus)] || !buses.contains(&bus) {
@@ -194,13 +198,45 @@ pub fn walk(
             if function.header.header_type == 1 {
                 let secondary = ((cfg.read32(bdf, 0x18) >> 8) & 0xff) as u8;
                 if secondary > bus {
+                    if parent[usize::from(secondary)].is_none() {
+                        parent[usize::from(secondary)] = Some((bus, bdf.device, bdf.function));
+                    }
                     todo.push(secondary);
                 }
             }
-            out.push(examine(cfg, function, &windows, &mut alloc, host));
+            let root = |pin| root_pin(&parent, first, bdf, pin);
+            out.push(examine(cfg, function, &windows, &mut alloc, host, root));
         }
     }
     out
+}
+
+/// A function whose interrupt a driver here wires (the virtio ones, see
+/// `devices::irqs::setup_pci`).
+fn driven_here(f: &Function) -> bool {
+    f.header.vendor == skiff_drivers::virtio::VIRTIO_VENDOR
+        && (0x1000..=0x107f).contains(&f.header.device)
+}
+
+/// Where INTx pin `pin` (1..=4) of `bdf` enters the root bus `first`:
+/// (device, function, pin) after the bridges' swizzle; `None` if the chain
+/// of bridges is not known.
+fn root_pin(
+    parent: &[Option<(u8, u8, u8)>; 256],
+    first: u8,
+    bdf: Bdf,
+    pin: u8,
+) -> Option<(u8, u8, u8)> {
+    let (mut bus, mut dev, mut func, mut pin) = (bdf.bus, bdf.device, bdf.function, pin);
+    for _ in 0..256 {
+        if bus == first {
+            return Some((dev, func, pin));
+        }
+        let (pbus, pdev, pfunc) = parent[usize::from(bus)]?;
+        pin = skiff_platform::firmware::aml::swizzle(pin, dev);
+        (bus, dev, func) = (pbus, pdev, pfunc);
+    }
+    None
 }
 
 fn examine(
@@ -209,6 +245,7 @@ fn examine(
     windows: &[Window],
     alloc: &mut BarAllocator,
     host: Option<&PciHost>,
+    root: impl Fn(u8) -> Option<(u8, u8, u8)>,
 ) -> Found {
     let bdf = function.bdf;
     let nbars = match function.header.header_type {
@@ -283,11 +320,23 @@ fn examine(
         None
     } else if let Some(h) = host {
         h.intx_route(bdf.bus, bdf.device, bdf.function, function.interrupt_pin)
-    } else {
-        // x86: the interrupt-line register holds the legacy PIC number
-        // firmware chose; the IOAPIC GSI needs ACPI `_PRT` (AML), which is
-        // not read. x86 devices interrupt through MSI-X instead.
+    } else if msix || !usable || !driven_here(&function) {
+        // x86 functions with MSI-X interrupt through it, and functions no
+        // driver here wires (e.g. ICH9's SATA and SMBus): no AML is read.
         None
+    } else {
+        // x86 without MSI-X: the interrupt-line register only holds the
+        // legacy PIC number firmware chose; the IOAPIC GSI is in ACPI
+        // `_PRT`, read (once, on first need) by `intx::route`.
+        #[cfg(target_arch = "x86_64")]
+        {
+            root(function.interrupt_pin).and_then(|(d, f, p)| intx::route(bdf, d, f, p))
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            let _ = root;
+            None
+        }
     };
     Found {
         function,
@@ -296,6 +345,113 @@ fn examine(
         usable,
         msix,
         caps,
+    }
+}
+
+/// x86 INTx routing through ACPI `_PRT` (`skiff_platform::firmware::aml`),
+/// loaded lazily: the DSDT/SSDTs are parsed the first time a function
+/// without MSI-X needs its pin routed, never on an all-MSI-X boot. A
+/// failure is logged once and leaves INTx unavailable (drivers poll).
+#[cfg(target_arch = "x86_64")]
+mod intx {
+    use super::{arch, Bdf};
+    use skiff_platform::firmware::aml::{AmlFailure, IntxRouter};
+
+    enum State {
+        Untried,
+        Ready(IntxRouter<'static>),
+        Failed,
+    }
+
+    static ROUTER: spin::Mutex<State> = spin::Mutex::new(State::Untried);
+
+    /// The firmware's AML tables, re-checked (signature, length) in
+    /// place: they are read long after boot.
+    fn tables() -> Result<alloc::vec::Vec<&'static [u8]>, &'static str> {
+        let fw = &crate::PLATFORM.get().ok_or("no platform")?.firmware_info;
+        if fw.aml_tables.is_empty() {
+            return Err("no DSDT recorded");
+        }
+        let mut out = alloc::vec::Vec::new();
+        for (i, &(pa, len)) in fw.aml_tables.iter().enumerate() {
+            let t = arch::mm::phys_slice(pa, len as usize).ok_or("table not mapped")?;
+            let sig: &[u8] = if i == 0 { b"DSDT" } else { b"SSDT" };
+            let same_len = t
+                .get(4..8)
+                .map(|l| u32::from_le_bytes([l[0], l[1], l[2], l[3]]));
+            if t.get(0..4) != Some(sig) || same_len != Some(len) {
+                return Err("a table changed since boot");
+            }
+            out.push(t);
+        }
+        Ok(out)
+    }
+
+    fn load() -> State {
+        let tables = match tables() {
+            Ok(t) => t,
+            Err(e) => {
+                log::warn!(
+                    "pci: intx routing unavailable error=\"{e}\"; devices without MSI-X poll"
+                );
+                return State::Failed;
+            }
+        };
+        let bytes: usize = tables.iter().map(|t| t.len()).sum();
+        match IntxRouter::new(&tables) {
+            Ok(r) => {
+                log::info!(
+                    "pci: acpi aml tables={} bytes={bytes} prt_entries={}",
+                    tables.len(),
+                    r.entries.len()
+                );
+                State::Ready(r)
+            }
+            Err(e) => {
+                log::warn!(
+                    "pci: intx routing unavailable aml_error={e:?}; devices without MSI-X poll"
+                );
+                State::Failed
+            }
+        }
+    }
+
+    /// The GSI of `bdf`'s INTx pin, which enters the root bus at
+    /// (`device`, `function`, `pin`); programs its trigger and polarity
+    /// (the line stays masked until a handler registers).
+    pub fn route(bdf: Bdf, device: u8, function: u8, pin: u8) -> Option<u32> {
+        let mut st = ROUTER.lock();
+        if matches!(*st, State::Untried) {
+            *st = load();
+        }
+        let State::Ready(r) = &mut *st else {
+            return None;
+        };
+        match r.route(device, function, pin) {
+            Ok(route) => match arch::irq::configure(route.gsi, route.level, route.active_low) {
+                Ok(()) => {
+                    log::info!(
+                        "pci: {bdf} intx pin={pin} gsi={} trigger={} polarity={}",
+                        route.gsi,
+                        if route.level { "level" } else { "edge" },
+                        if route.active_low { "low" } else { "high" }
+                    );
+                    Some(route.gsi)
+                }
+                Err(e) => {
+                    log::warn!("pci: {bdf} intx gsi={} error={e:?}", route.gsi);
+                    None
+                }
+            },
+            Err(AmlFailure::NoEntry) => {
+                log::warn!("pci: {bdf} intx pin={pin} not in _PRT");
+                None
+            }
+            Err(e) => {
+                log::warn!("pci: {bdf} intx pin={pin} aml_error={e:?}");
+                None
+            }
+        }
     }
 }
 

@@ -378,6 +378,19 @@ ktest! {
                 found.iter().any(|(k, _, det)| *k == "net" && *det == d)
             } else if let Some(at) = want.strip_prefix("at:") {
                 found.iter().any(|(_, a, _)| a.starts_with(at))
+            } else if let Some(mode) = want.strip_prefix("irq:") {
+                // Every virtio PCI device's interrupt is wired this way
+                // (`intx`: the board's functions have no MSI-X; a missing
+                // `_PRT` route would leave them polled, and fail here).
+                let modes = irq_modes();
+                let pci: alloc::vec::Vec<_> = found
+                    .iter()
+                    .filter(|(_, a, _)| a.starts_with("pci:"))
+                    .collect();
+                !pci.is_empty()
+                    && pci.iter().all(|(_, a, _)| {
+                        modes.iter().any(|(at, m, _)| at == a && *m == mode)
+                    })
             } else {
                 false
             };
@@ -385,6 +398,65 @@ ktest! {
                 crate::println!("devices: expected={want} not found; have={found:?}");
             }
             check!(ok);
+        }
+        Ok(())
+    }
+}
+
+/// (location, wiring mode, interrupts handled) of every device interrupt.
+fn irq_modes() -> alloc::vec::Vec<(alloc::string::String, &'static str, u64)> {
+    let g = super::REGISTRY.lock();
+    g.as_ref()
+        .map(|r| {
+            r.irqs
+                .iter()
+                .map(|i| (i.at.clone(), i.mode(), i.count()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+ktest! {
+    /// PCI INTx (x86: the IOAPIC GSI from ACPI `_PRT`; arm64: the DT
+    /// interrupt-map) really interrupts: after a disk read and a NIC
+    /// transmit (or the stack's DHCP traffic), every device wired through
+    /// INTx has handled at least one interrupt. Skips when nothing uses
+    /// INTx (MSI-X and virtio-mmio boards).
+    fn pci_intx_interrupts_fire() {
+        if !irq_modes().iter().any(|(_, m, _)| *m == "intx") {
+            skip!("no device interrupt wired through INTx");
+        }
+        // Traffic: a disk read, and a transmit on a NIC still in the
+        // registry (one the network stack took has had DHCP traffic).
+        let mut buf = vec![0u8; 512];
+        let _ = with_blk(0, |b| b.dev.read(0, &mut buf));
+        let _ = with_net(0, |n| {
+            let mut frame = [0u8; 60];
+            frame[..6].fill(0xff);
+            frame[6..12].copy_from_slice(&n.mac());
+            frame[12..14].copy_from_slice(&[0x88, 0xb5]);
+            n.send(&frame).is_ok()
+        });
+        let deadline = crate::time::now_ns() + 3_000_000_000;
+        loop {
+            let quiet: alloc::vec::Vec<_> = irq_modes()
+                .into_iter()
+                .filter(|(_, m, n)| *m == "intx" && *n == 0)
+                .collect();
+            if quiet.is_empty() {
+                break;
+            }
+            if crate::time::now_ns() >= deadline {
+                crate::println!(
+                    "devices: intx wired but never fired: {quiet:?} (dispatched, unclaimed)={:?}",
+                    super::irq::counts()
+                );
+                check!(false);
+            }
+            crate::sched::sleep(10_000_000);
+        }
+        for (at, _, n) in irq_modes().iter().filter(|(_, m, _)| *m == "intx") {
+            crate::println!("devices: intx at={at} interrupts={n}");
         }
         Ok(())
     }

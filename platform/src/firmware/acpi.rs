@@ -38,6 +38,8 @@ const FADT_CENTURY: usize = 108;
 const FADT_IAPC_BOOT_ARCH: usize = 109;
 /// `IAPC_BOOT_ARCH` bit 5 (ACPI 5.0A+): "CMOS RTC Not Present".
 const IAPC_CMOS_RTC_NOT_PRESENT: u16 = 1 << 5;
+/// DSDT + SSDTs recorded for [`super::aml`].
+pub const MAX_AML_TABLES: usize = 16;
 /// Largest table we accept; real ones are far smaller.
 const MAX_TABLE: usize = 16 << 20;
 
@@ -103,8 +105,13 @@ fn table_bytes<'m>(
 }
 
 /// Checks the RSDP, the root table and every table it lists are readable,
-/// so the `acpi` crate only touches checked memory. Returns the OEM id.
-fn precheck(rsdp: u64, mem: &dyn PhysMemory) -> Result<ArrayString<8>, AcpiReadError> {
+/// so the `acpi` crate only touches checked memory. Returns the OEM id;
+/// records the SSDTs' (address, length) in `ssdts`.
+fn precheck(
+    rsdp: u64,
+    mem: &dyn PhysMemory,
+    ssdts: &mut ArrayVec<(u64, u32), MAX_AML_TABLES>,
+) -> Result<ArrayString<8>, AcpiReadError> {
     let r = mem
         .read(rsdp, 20)
         .ok_or(AcpiReadError::Unreadable("RSDP"))?;
@@ -134,14 +141,18 @@ fn precheck(rsdp: u64, mem: &dyn PhysMemory) -> Result<ArrayString<8>, AcpiReadE
         } else {
             u64::from(u32_at(e, 0).unwrap_or(0))
         };
-        table_bytes(mem, pa, "a table listed in the XSDT/RSDT")?;
+        let t = table_bytes(mem, pa, "a table listed in the XSDT/RSDT")?;
+        if &t[0..4] == b"SSDT" {
+            let _ = ssdts.try_push((pa, t.len() as u32));
+        }
     }
     Ok(oem)
 }
 
 /// Reads the ACPI tables rooted at the RSDP at `rsdp` into `fw`.
 pub fn read(rsdp: u64, mem: &dyn PhysMemory, fw: &mut Firmware) -> Result<(), AcpiReadError> {
-    let oem = precheck(rsdp, mem)?;
+    let mut ssdts = ArrayVec::new();
+    let oem = precheck(rsdp, mem, &mut ssdts)?;
     // SAFETY: `precheck` verified that the RSDP, the root table and every
     // table it lists are readable through `mem`, which is all the crate
     // dereferences besides the DSDT (checked before `dsdt()` below).
@@ -161,6 +172,14 @@ pub fn read(rsdp: u64, mem: &dyn PhysMemory, fw: &mut Firmware) -> Result<(), Ac
             .dsdt_address()
             .ok()
             .and_then(|pa| table_bytes(mem, pa as u64, "DSDT").ok());
+        // The AML for INTx routing (firmware::aml), read only when needed.
+        if let (Some(d), Ok(pa)) = (dsdt, fadt.dsdt_address()) {
+            fw.aml_tables.clear();
+            let _ = fw.aml_tables.try_push((pa as u64, d.len() as u32));
+            for t in &ssdts {
+                let _ = fw.aml_tables.try_push(*t);
+            }
+        }
         if let (Some(dsdt), Some(sleep)) = (dsdt, fw.acpi_sleep.as_mut()) {
             let slp_typ = find_s5(&dsdt[SDT_HEADER..]).map(|(a, _b)| a);
             match (slp_typ, sleep) {
@@ -475,6 +494,8 @@ mod tests {
         // QEMU's RTC century register (hw/rtc/mc146818rtc.h RTC_CENTURY).
         assert_eq!(fw.rtc_century, Some(0x32));
         assert!(!fw.cmos_rtc_absent);
+        // The DSDT (no SSDTs on q35) is recorded for the INTx router.
+        assert_eq!(fw.aml_tables.as_slice(), &[(0x07fe_0040, 8540)]);
     }
 
     #[test]

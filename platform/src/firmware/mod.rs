@@ -4,6 +4,7 @@
 //! both fill the same structure so nothing above cares which one spoke.
 
 pub mod acpi;
+pub mod aml;
 pub mod dt;
 
 use arrayvec::{ArrayString, ArrayVec};
@@ -175,4 +176,8 @@ pub struct Firmware {
     pub timer_irq: Option<u32>,
     /// SMBIOS system manufacturer / product name, when SMBIOS is present.
     pub smbios: Option<crate::smbios::SystemInfo>,
+    /// ACPI: the DSDT then the SSDTs, as (physical address, length with
+    /// header), checked readable; parsed by [`aml`] only when a PCI
+    /// function needs INTx routing.
+    pub aml_tables: ArrayVec<(u64, u32), { acpi::MAX_AML_TABLES }>,
 }
