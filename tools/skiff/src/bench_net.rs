@@ -16,8 +16,11 @@
 //! `-icount shift=0` with the `bench/insncount.c` TCG plugin, which counts
 //! the guest instructions a row's requests cost (all vCPUs, idle-loop
 //! ticks included; the idle rate is printed beside them).
+//! `SKIFF_BENCH_PROFILE=ROW` profiles one row on Skiff instead
+//! ([`profile`]: instructions per kernel function).
 
 pub mod load;
+pub mod profile;
 
 use crate::accel::{self, Accel, HostFacts};
 use crate::app;
@@ -29,6 +32,7 @@ use crate::kernel;
 use crate::linux_guest::{self, LinuxKernel};
 use crate::qemu::{self, AfterStatus, RunSpec};
 use load::{Plan, Workload};
+use profile::Profile;
 use std::fmt::Write as _;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
@@ -492,11 +496,15 @@ fn measure(
     addrs: &[Vec<SocketAddr>],
     sizes: Sizes,
     idle_rate: Option<u64>,
+    prof: Option<(&Profile, &Path)>,
     col: &mut Column,
 ) {
     for (s, ports) in servers.iter().zip(addrs) {
         for (row, port) in &s.rows {
             let addr = ports[*port];
+            let prof = prof.filter(|(p, _)| p.target == row.name);
+            let prof_before =
+                prof.map(|(_, base)| profile::snapshot(base, &snap_path(base, "before")));
             let before = guest.instructions();
             let t0 = Instant::now();
             let background = || idle_rate.map(|r| (r as f64 * t0.elapsed().as_secs_f64()) as u64);
@@ -540,9 +548,33 @@ fn measure(
                 },
             };
             eprintln!("  [{}] {}: {}", guest.label, row.name, short(&cell));
+            if let (Some((p, base)), Some(before)) = (prof, prof_before) {
+                let (units, unit) = match &cell {
+                    Cell::Requests { requests, .. } => (*requests as u64, "request"),
+                    Cell::Bulk { bytes, .. } => (bytes / 1024, "KiB"),
+                    Cell::Failed(_) => (1, "run"),
+                };
+                let after = profile::snapshot(base, &snap_path(base, "after"));
+                match (before, after) {
+                    (Ok(b), Ok(a)) => {
+                        let (funcs, total) = profile::by_function(&p.symbols, &b, &a);
+                        let title = format!("{} {}", guest.label, row.name);
+                        print!(
+                            "{}",
+                            profile::report(&title, &funcs, total, units, unit, p.top)
+                        );
+                    }
+                    (Err(e), _) | (_, Err(e)) => col.notes.push(format!("profile: {e}")),
+                }
+            }
             col.cells.push((row.name, cell));
         }
     }
+}
+
+/// Where the profiling plugin writes the snapshot `what` of `base`.
+fn snap_path(base: &Path, what: &str) -> PathBuf {
+    PathBuf::from(format!("{}.{what}", base.display()))
 }
 
 fn short(c: &Cell) -> String {
@@ -592,6 +624,7 @@ fn boot_and_measure(
     sizes: Sizes,
     label: &str,
     work: &Path,
+    prof: Option<&Profile>,
     col: &mut Column,
 ) {
     let mut forwards = Vec::new();
@@ -634,6 +667,10 @@ fn boot_and_measure(
         icount_sleep_on(&mut argv);
         add_plugin(&mut argv, p, &counter);
     }
+    let prof_base = work.join(format!("tbprof-{}", std::process::id()));
+    if let Some(p) = prof {
+        add_plugin(&mut argv, &p.plugin, &prof_base);
+    }
     for (s, a) in servers.iter().zip(&addrs) {
         // The first row's request (a GET after its SET) says it serves.
         let (row, port) = &s.rows[0];
@@ -664,12 +701,26 @@ fn boot_and_measure(
                     }
                 }
             }
-            measure(&guest, servers, &addrs, sizes, idle_rate, col);
+            match prof {
+                Some(p) if p.idle_server().is_some() => profile_idle(p, &prof_base, label, col),
+                _ => measure(
+                    &guest,
+                    servers,
+                    &addrs,
+                    sizes,
+                    idle_rate,
+                    prof.map(|p| (p, prof_base.as_path())),
+                    col,
+                ),
+            }
         }
         Err(why) => col.fail_all(servers, &why),
     }
     let log = guest.stop(control_addr);
     let _ = std::fs::remove_file(&counter);
+    for what in ["before", "after"] {
+        let _ = std::fs::remove_file(snap_path(&prof_base, what));
+    }
     // The console, for when a figure needs explaining.
     let file = work.join(format!("{}.log", label.replace(' ', "-")));
     if std::fs::write(&file, log.join("\n")).is_ok() {
@@ -678,8 +729,29 @@ fn boot_and_measure(
     }
 }
 
+/// The profile of an idle server: 5 s left alone, per second.
+fn profile_idle(p: &Profile, base: &Path, label: &str, col: &mut Column) {
+    let before = profile::snapshot(base, &snap_path(base, "before"));
+    let t = Instant::now();
+    std::thread::sleep(Duration::from_secs(5));
+    let after = profile::snapshot(base, &snap_path(base, "after"));
+    match (before, after) {
+        (Ok(b), Ok(a)) => {
+            let (funcs, total) = profile::by_function(&p.symbols, &b, &a);
+            let secs = t.elapsed().as_secs().max(1);
+            let title = format!("{label} idle {secs} s");
+            print!(
+                "{}",
+                profile::report(&title, &funcs, total, secs, "second", p.top)
+            );
+        }
+        (Err(e), _) | (_, Err(e)) => col.notes.push(format!("profile: {e}")),
+    }
+}
+
 /// Skiff's side: the kernel and, per server, its packed initramfs.
 struct SkiffSide {
+    elf: PathBuf,
     boot_file: PathBuf,
     board: Board,
     /// Per server: (initrd, kernel command line) or why it cannot boot.
@@ -724,6 +796,7 @@ fn prepare_skiff(
         })
         .collect();
     Ok(SkiffSide {
+        elf: kernel.elf.clone(),
         boot_file: kernel.boot_file(&board).to_path_buf(),
         board,
         apps,
@@ -959,7 +1032,25 @@ pub fn run(root: &Path, args: &BenchArgs) -> Result<u8> {
     let sizes = Sizes::from_args(args);
 
     let netserve = linux_guest::build_program(root, arch, "netserve")?;
-    let servers = servers(root, arch, &netserve, &work)?;
+    let mut servers = servers(root, arch, &netserve, &work)?;
+    let wanted = Profile::requested();
+    if let Some((target, _)) = &wanted {
+        // Profiling: only the server of that row (or the idle one).
+        let all: Vec<String> = servers
+            .iter()
+            .flat_map(|s| s.rows.iter().map(|(r, _)| r.name.to_string()))
+            .collect();
+        servers.retain(|s| match target.strip_prefix("idle:") {
+            Some(name) => s.name == name,
+            None => s.rows.iter().any(|(r, _)| r.name == target),
+        });
+        if servers.is_empty() {
+            return Err(Error::Usage(format!(
+                "SKIFF_BENCH_PROFILE={target}: not a row ({}) nor idle:SERVER (redis, memcached, nginx, netserve)",
+                all.join(", ")
+            )));
+        }
+    }
     let rows: Vec<Row> = servers
         .iter()
         .flat_map(|s| s.rows.iter().map(|(r, _)| r.clone()))
@@ -967,12 +1058,25 @@ pub fn run(root: &Path, args: &BenchArgs) -> Result<u8> {
     let plugin = linux_guest::build_host_plugin(root, "insncount")
         .map_err(|e| format!("cannot build the instruction-counting plugin: {e}"));
     let skiff = prepare_skiff(root, board, &servers, &work);
-    let linux = linux_guest::kernel(root, arch)
-        .map_err(|e| format!("no Debian kernel: {e}"))
-        .and_then(|k| {
-            let (initrd, missing) = linux_initramfs(root, arch, &k, &servers, &work)?;
-            Ok((k, initrd, missing))
-        });
+    let prof = match (&wanted, &skiff) {
+        (Some((target, top)), Ok(side)) => Some(Profile {
+            target: target.clone(),
+            plugin: linux_guest::build_host_plugin(root, "tbprof")?,
+            symbols: crate::symbols::Symbols::load(&side.elf, root)?,
+            top: *top,
+        }),
+        _ => None,
+    };
+    let linux = if wanted.is_some() {
+        Err("not run when profiling (SKIFF_BENCH_PROFILE)".to_string())
+    } else {
+        linux_guest::kernel(root, arch)
+            .map_err(|e| format!("no Debian kernel: {e}"))
+            .and_then(|k| {
+                let (initrd, missing) = linux_initramfs(root, arch, &k, &servers, &work)?;
+                Ok((k, initrd, missing))
+            })
+    };
     eprintln!(
         "skiff: bench net: board={} smp={} accel={} conns={} requests={} bulk={} MiB",
         board.name,
@@ -984,7 +1088,12 @@ pub fn run(root: &Path, args: &BenchArgs) -> Result<u8> {
     );
 
     let mut status = 0;
-    for icount in [false, true] {
+    let passes: &[bool] = if wanted.is_some() {
+        &[true]
+    } else {
+        &[false, true]
+    };
+    for &icount in passes {
         let accel = if icount { Accel::Tcg } else { decision.accel };
         let sizes = if icount { sizes.for_icount() } else { sizes };
         let plugin_path = match (&plugin, icount) {
@@ -1029,6 +1138,7 @@ pub fn run(root: &Path, args: &BenchArgs) -> Result<u8> {
                                     sizes,
                                     &format!("skiff {} {mode}", s.name),
                                     &work,
+                                    prof.as_ref(),
                                     &mut skiff_col,
                                 );
                             }
@@ -1068,6 +1178,7 @@ pub fn run(root: &Path, args: &BenchArgs) -> Result<u8> {
                         sizes,
                         &format!("linux {mode}"),
                         &work,
+                        None,
                         &mut linux_col,
                     );
                 }
