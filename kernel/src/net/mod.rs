@@ -10,6 +10,7 @@
 #[cfg(target_os = "none")]
 pub mod boot;
 pub mod config;
+pub mod csum;
 pub mod loopback;
 pub mod nic;
 pub mod notify;

@@ -152,7 +152,7 @@ pub struct Stack {
     pub(super) udp_ports: Ports,
     next_id: u64,
     /// Sockets whose readiness changed, woken after the lock is dropped.
-    to_wake: Vec<Arc<Notify>>,
+    pub(super) to_wake: Vec<Arc<Notify>>,
 }
 
 /// Most poll rounds one call makes before leaving the rest to the thread.
@@ -220,19 +220,27 @@ impl Stack {
 
     /// Moves packets until the interfaces settle (bounded), then
     /// republishes readiness. The caller holds the stack ([`with`]).
+    ///
+    /// The refresh (O(sockets)) runs after the first round, which also
+    /// covers what the caller changed and smoltcp's timers, and after
+    /// every later round in which smoltcp reports a socket may have
+    /// changed; a round that moved nothing leaves nothing to refresh.
     pub fn poll(&mut self) {
         let t = now();
-        for _ in 0..MAX_ROUNDS {
-            let mut busy = false;
+        for round in 0..MAX_ROUNDS {
+            let mut changed = false;
+            let mut pending = false;
             for i in self.ifaces.iter_mut() {
-                busy |= i.poll(t);
-                busy |= i.rx_pending();
+                changed |= i.poll(t);
+                pending |= i.rx_pending();
             }
             // Between rounds, so a listener used up by a SYN is
             // replaced before the next SYN is looked at.
-            tcp::refresh(self);
-            udp::refresh(self);
-            if !busy {
+            if changed || round == 0 {
+                tcp::refresh(self);
+                udp::refresh(self);
+            }
+            if !changed && !pending {
                 return;
             }
         }

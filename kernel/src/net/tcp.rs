@@ -25,13 +25,30 @@ use alloc::collections::VecDeque;
 use alloc::sync::Arc;
 use alloc::vec;
 use alloc::vec::Vec;
+use core::sync::atomic::{AtomicUsize, Ordering};
 use smoltcp::iface::SocketHandle;
 use smoltcp::socket::tcp::{self, State as Tcp};
 use smoltcp::time::Duration;
 use smoltcp::wire::{IpAddress, IpEndpoint, IpListenEndpoint};
 
-/// Listening sockets kept ready per interface.
+/// Idle listening sockets kept per interface while connections arrive
+/// (a burst: some listener was in SYN-RECEIVED or became a connection
+/// since the last refresh), and while none do. Every smoltcp socket costs
+/// each poll (smoltcp walks its socket set on every poll and `poll_at`,
+/// `refresh` walks the listeners), so a quiet listener keeps few; the NIC
+/// is told how many SYNs it may hand smoltcp per round ([`syn_room`]).
 const LISTEN_POOL: usize = 16;
+const LISTEN_IDLE: usize = 2;
+/// The fewest idle listeners any listening socket has on a NIC (not the
+/// loopback), published by [`refresh`]; usize::MAX when none listens.
+static SYN_ROOM: AtomicUsize = AtomicUsize::new(usize::MAX);
+
+/// SYNs a NIC may hand smoltcp before the next refresh without one
+/// finding no listener (at least 1, so a SYN for a full backlog still
+/// gets its answer).
+pub fn syn_room() -> usize {
+    SYN_ROOM.load(Ordering::Relaxed).max(1)
+}
 /// smoltcp buffer sizes: at least this, more if `SO_RCVBUF`/`SO_SNDBUF`
 /// asked for it (up to [`BUF_MAX`]).
 pub const BUF_DEFAULT: usize = 64 * 1024;
@@ -626,16 +643,80 @@ fn bits_of(st: &mut Stack, id: u64) -> Option<(u32, Arc<Notify>)> {
 /// After a poll: moves finished handshakes to accept queues, refills
 /// listener pools, notices connects that completed or failed and resets,
 /// reaps orphans, and republishes every socket's readiness.
+///
+/// Connected sockets the app still holds (the common case) are refreshed
+/// in one pass over the table; the others (listeners, connects, orphans)
+/// may add or remove sockets and go through [`refresh_entry`].
 pub fn refresh(st: &mut Stack) {
-    let ids: Vec<u64> = st.tcp.keys().copied().collect();
-    for id in ids {
-        refresh_entry(st, id);
+    let mut others: Vec<u64> = Vec::new();
+    {
+        let Stack {
+            ifaces,
+            tcp,
+            to_wake,
+            ..
+        } = st;
+        for (&id, e) in tcp.iter_mut() {
+            let State::Connected((i, h)) = e.state else {
+                others.push(id);
+                continue;
+            };
+            if e.orphan {
+                others.push(id);
+                continue;
+            }
+            let so = &*ifaces[i].sockets().get_mut::<tcp::Socket>(h);
+            let event = track(e, so);
+            if e.notify.store(bits(e, Some(so)), event) {
+                to_wake.push(e.notify.clone());
+            }
+        }
     }
+    let mut room = usize::MAX;
+    for id in others {
+        if let Some(idle) = refresh_entry(st, id) {
+            room = room.min(idle);
+        }
+    }
+    SYN_ROOM.store(room, Ordering::Relaxed);
 }
 
-fn refresh_entry(st: &mut Stack, id: u64) {
-    let Some(e) = st.tcp.get_mut(&id) else { return };
+/// Follows a connection's smoltcp state: notices a reset (SO_ERROR) and
+/// whether something the app waits for happened (an edge for EPOLLET).
+fn track(e: &mut Entry, so: &tcp::Socket) -> bool {
+    let now = so.state();
+    let (rxq, room) = (so.recv_queue(), so.send_capacity() - so.send_queue());
+    if now == Tcp::Closed
+        && matches!(
+            e.last,
+            Tcp::Established | Tcp::FinWait1 | Tcp::FinWait2 | Tcp::CloseWait | Tcp::SynReceived
+        )
+        && !e.orphan
+    {
+        // Closed without a FIN exchange: the peer reset it (EPIPE
+        // after its FIN, as Linux's tcp_reset in CLOSE_WAIT).
+        e.error = Some(if e.last == Tcp::CloseWait {
+            Errno::EPIPE
+        } else {
+            Errno::ECONNRESET
+        });
+    }
+    let event = now != e.last || rxq > e.last_rx || room > e.last_tx_room;
+    e.last = now;
+    e.last_rx = rxq;
+    e.last_tx_room = room;
+    event
+}
+
+/// How many interfaces a listener's idle counts track inline.
+const MAX_IFACES: usize = 8;
+
+/// Refreshes one socket; for a listener, returns the fewest idle
+/// listeners it has left on a NIC.
+fn refresh_entry(st: &mut Stack, id: u64) -> Option<usize> {
+    let e = st.tcp.get_mut(&id)?;
     let mut event = false;
+    let mut syn_room = None;
     let mut state = core::mem::replace(&mut e.state, State::Closed);
     match &mut state {
         State::Listening {
@@ -645,16 +726,32 @@ fn refresh_entry(st: &mut Stack, id: u64) {
             listeners,
             ready,
         } => {
+            // One pass: hand-offs to the accept queue, idle counts.
+            let mut idle = [0usize; MAX_IFACES];
+            let mut busy = false;
             let mut i = 0;
             while i < listeners.len() {
                 let s = listeners[i];
                 match sk(st, s).state() {
-                    Tcp::Listen | Tcp::SynReceived => i += 1,
+                    Tcp::Listen => {
+                        if let Some(n) = idle.get_mut(s.0) {
+                            *n += 1;
+                        }
+                        i += 1;
+                    }
+                    Tcp::SynReceived => {
+                        busy = true;
+                        i += 1;
+                    }
                     Tcp::Established | Tcp::CloseWait if ready.len() <= *backlog => {
                         ready.push_back(listeners.remove(i));
                         event = true;
+                        busy = true;
                     }
-                    Tcp::Established | Tcp::CloseWait => i += 1,
+                    Tcp::Established | Tcp::CloseWait => {
+                        busy = true;
+                        i += 1;
+                    }
                     _ => {
                         st.ifaces[s.0].sockets().remove(s.1);
                         listeners.remove(i);
@@ -665,21 +762,47 @@ fn refresh_entry(st: &mut Stack, id: u64) {
                 let e = &st.tcp[&id];
                 (e.rx_size, e.tx_size, e.nodelay, e.keepalive)
             };
+            let target = if busy { LISTEN_POOL } else { LISTEN_IDLE };
+            let mut fewest = usize::MAX;
             for &ifx in ifaces.iter() {
-                let idle = listeners
-                    .iter()
-                    .filter(|s| s.0 == ifx && sk(st, **s).state() == Tcp::Listen)
-                    .count();
+                let have = match idle.get(ifx) {
+                    Some(n) => *n,
+                    None => listeners
+                        .iter()
+                        .filter(|s| s.0 == ifx && sk(st, **s).state() == Tcp::Listen)
+                        .count(),
+                };
+                let mut now_idle = have;
+                if have > target {
+                    // Quiet again: drop the surplus idle listeners (a
+                    // socket in LISTEN has no peer to tell).
+                    let mut extra = have - target;
+                    listeners.retain(|&s| {
+                        if extra > 0 && s.0 == ifx && sk(st, s).state() == Tcp::Listen {
+                            st.ifaces[s.0].sockets().remove(s.1);
+                            extra -= 1;
+                            false
+                        } else {
+                            true
+                        }
+                    });
+                    now_idle = target;
+                }
                 let room = (*backlog + LISTEN_POOL).saturating_sub(listeners.len() + ready.len());
-                for _ in 0..LISTEN_POOL.saturating_sub(idle).min(room) {
+                for _ in 0..target.saturating_sub(have).min(room) {
                     let mut so = new_socket(rx, tx, nodelay, keepalive);
                     if so.listen(*endpoint).is_err() {
                         break;
                     }
                     let h = st.ifaces[ifx].sockets().add(so);
                     listeners.push((ifx, h));
+                    now_idle += 1;
+                }
+                if !st.ifaces[ifx].is_loopback() {
+                    fewest = fewest.min(now_idle);
                 }
             }
+            syn_room = Some(fewest);
         }
         State::Connecting(s) => {
             let now = sk(st, *s).state();
@@ -702,37 +825,15 @@ fn refresh_entry(st: &mut Stack, id: u64) {
         }
         State::Connected(s) => {
             let s = *s;
-            let so = sk(st, s);
-            let now = so.state();
-            let (rxq, room) = (so.recv_queue(), so.send_capacity() - so.send_queue());
-            let Some(e) = st.tcp.get_mut(&id) else { return };
-            if now == Tcp::Closed
-                && matches!(
-                    e.last,
-                    Tcp::Established
-                        | Tcp::FinWait1
-                        | Tcp::FinWait2
-                        | Tcp::CloseWait
-                        | Tcp::SynReceived
-                )
-                && !e.orphan
-            {
-                // Closed without a FIN exchange: the peer reset it (EPIPE
-                // after its FIN, as Linux's tcp_reset in CLOSE_WAIT).
-                e.error = Some(if e.last == Tcp::CloseWait {
-                    Errno::EPIPE
-                } else {
-                    Errno::ECONNRESET
-                });
-            }
-            event |= now != e.last || rxq > e.last_rx || room > e.last_tx_room;
-            e.last = now;
-            e.last_rx = rxq;
-            e.last_tx_room = room;
+            let Stack { ifaces, tcp, .. } = &mut *st;
+            let so = &*ifaces[s.0].sockets().get_mut::<tcp::Socket>(s.1);
+            let e = tcp.get_mut(&id)?;
+            event |= track(e, so);
+            let (now, rxq) = (e.last, e.last_rx);
             if e.orphan && matches!(now, Tcp::Closed | Tcp::TimeWait) {
                 st.ifaces[s.0].sockets().remove(s.1);
                 st.tcp.remove(&id);
-                return;
+                return None;
             }
             if e.orphan && rxq > 0 {
                 // Data for a socket the app closed: Linux resets.
@@ -744,8 +845,25 @@ fn refresh_entry(st: &mut Stack, id: u64) {
     if let Some(e) = st.tcp.get_mut(&id) {
         e.state = state;
     }
-    if let Some((b, n)) = bits_of(st, id) {
-        st.publish(&n, b, event);
+    publish_bits(st, id, event);
+    syn_room
+}
+
+/// Stores socket `id`'s bits (no reference count traffic unless a
+/// wakeup is due).
+fn publish_bits(st: &mut Stack, id: u64, event: bool) {
+    let Stack {
+        ifaces,
+        tcp,
+        to_wake,
+        ..
+    } = st;
+    let Some(e) = tcp.get(&id) else { return };
+    let so = e
+        .sock()
+        .map(|(i, h)| &*ifaces[i].sockets().get_mut::<tcp::Socket>(h));
+    if e.notify.store(bits(e, so), event) {
+        to_wake.push(e.notify.clone());
     }
 }
 
