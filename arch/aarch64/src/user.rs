@@ -418,14 +418,18 @@ fn copy_in_bytes(d: usize, s: usize, n: usize) {
     }
 }
 
+/// The kernel side of a word copy may be unaligned. The target is built
+/// strict-align, so `write_unaligned` would become eight byte stores; a
+/// plain `str` is fine in hardware (SCTLR_EL1.A is clear and kernel memory
+/// is Normal), so it is written in assembly.
 fn copy_in_words(d: usize, s: usize, words: usize) {
     for i in 0..words {
-        let v: u64;
-        // SAFETY: as in `copy_in_bytes`; `s` is 8-byte aligned.
+        // SAFETY: as in `copy_in_bytes`; `s` is 8-byte aligned; `d + 8i`
+        // is inside the caller's destination slice (an unaligned `str` to
+        // Normal memory is allowed, see above).
         unsafe {
-            asm!("ldtr {v}, [{s}]", v = out(reg) v, s = in(reg) s + 8 * i,
-                 options(nostack, readonly));
-            ((d + 8 * i) as *mut u64).write_unaligned(v);
+            asm!("ldtr {v}, [{s}]", "str {v}, [{d}]", v = out(reg) _,
+                 s = in(reg) s + 8 * i, d = in(reg) d + 8 * i, options(nostack));
         }
     }
 }
@@ -454,12 +458,14 @@ fn copy_out_bytes(d: usize, s: usize, n: usize) {
     }
 }
 
+/// As `copy_in_words`, the other way: an unaligned kernel-side `ldr`.
 fn copy_out_words(d: usize, s: usize, words: usize) {
     for i in 0..words {
-        // SAFETY: as in `copy_out_bytes`; `d` is 8-byte aligned.
+        // SAFETY: as in `copy_out_bytes`; `d` is 8-byte aligned; `s + 8i`
+        // is inside the caller's source slice.
         unsafe {
-            let v = ((s + 8 * i) as *const u64).read_unaligned();
-            asm!("sttr {v}, [{d}]", v = in(reg) v, d = in(reg) d + 8 * i, options(nostack));
+            asm!("ldr {v}, [{s}]", "sttr {v}, [{d}]", v = out(reg) _,
+                 s = in(reg) s + 8 * i, d = in(reg) d + 8 * i, options(nostack));
         }
     }
 }
