@@ -10,6 +10,7 @@
 
 #[cfg(target_os = "none")]
 pub mod app;
+pub mod bounce;
 pub mod crash;
 pub mod creds;
 pub mod exec;

@@ -631,7 +631,7 @@ fn recv_iov(
     let io = io_for(f, s, flags, false);
     let total: usize = iov.iter().map(|v| v.1).sum::<usize>().min(MAX_RW);
     let cap = if is_stream(s) { CHUNK * 4 } else { 256 * 1024 };
-    let mut buf = RecvBuf::take(total.min(cap));
+    let mut buf = RECV_POOL.take(total.min(cap));
     let waitall = is_stream(s) && flags & MSG_WAITALL != 0 && flags & MSG_PEEK == 0;
     let mut out = Received::default();
     let mut done = 0;
@@ -659,59 +659,8 @@ fn recv_iov(
     Ok(out)
 }
 
-/// Receive bounce buffers of [`RecvBuf::POOLED`] bytes kept for reuse:
-/// a fresh buffer is zeroed at the size the app asks for (often 16–64
-/// KiB), on every `recv`, in proportion to that size rather than to what
-/// arrived. Only the bytes a receive wrote are ever copied out, so old
-/// contents never leak.
-static RECV_POOL: spin::Mutex<Vec<Vec<u8>>> = spin::Mutex::new(Vec::new());
-
-/// A buffer from [`RECV_POOL`] (or a fresh one), returned on drop.
-struct RecvBuf {
-    buf: Vec<u8>,
-    len: usize,
-}
-
-impl RecvBuf {
-    const POOLED: usize = 256 * 1024;
-    const KEEP: usize = 4;
-
-    fn take(len: usize) -> RecvBuf {
-        let buf = if len > 4096 && len <= Self::POOLED {
-            RECV_POOL
-                .lock()
-                .pop()
-                .unwrap_or_else(|| vec![0u8; Self::POOLED])
-        } else {
-            vec![0u8; len]
-        };
-        RecvBuf { buf, len }
-    }
-}
-
-impl core::ops::Deref for RecvBuf {
-    type Target = [u8];
-    fn deref(&self) -> &[u8] {
-        &self.buf[..self.len]
-    }
-}
-
-impl core::ops::DerefMut for RecvBuf {
-    fn deref_mut(&mut self) -> &mut [u8] {
-        &mut self.buf[..self.len]
-    }
-}
-
-impl Drop for RecvBuf {
-    fn drop(&mut self) {
-        if self.buf.len() == Self::POOLED {
-            let mut pool = RECV_POOL.lock();
-            if pool.len() < Self::KEEP {
-                pool.push(core::mem::take(&mut self.buf));
-            }
-        }
-    }
-}
+/// Receive bounce buffers (see [`bounce`](super::bounce)).
+static RECV_POOL: super::bounce::Pool = super::bounce::Pool::new(256 * 1024, 4);
 
 /// Copies `data` into the iovecs starting `skip` bytes in.
 fn scatter(ctx: &mut dyn Ctx, iov: &[(usize, usize)], skip: usize, data: &[u8]) -> KResult<()> {

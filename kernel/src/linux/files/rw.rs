@@ -42,6 +42,9 @@ fn file_write(f: &OpenFile, at: At, buf: &[u8]) -> KResult<usize> {
 }
 
 /// Reads up to `len` bytes into user memory at `addr`.
+/// Bounce buffers for reads and writes (see [`bounce`](crate::linux::bounce)).
+static RW_POOL: crate::linux::bounce::Pool = crate::linux::bounce::Pool::new(CHUNK, 4);
+
 fn read_to_user(
     ctx: &mut dyn Ctx,
     f: &OpenFile,
@@ -52,7 +55,7 @@ fn read_to_user(
     let len = len.min(MAX_RW);
     let stream = !f.inode().seekable();
     let mut done = 0;
-    let mut buf = vec![0u8; len.min(CHUNK)];
+    let mut buf = RW_POOL.take(len.min(CHUNK));
     loop {
         let want = (len - done).min(CHUNK);
         let pos = match at {
@@ -91,7 +94,7 @@ fn write_from_user(
 ) -> KResult<usize> {
     let len = len.min(MAX_RW);
     let mut done = 0;
-    let mut buf = vec![0u8; len.min(CHUNK)];
+    let mut buf = RW_POOL.take(len.min(CHUNK));
     loop {
         let want = (len - done).min(CHUNK);
         if ctx.copy_in(addr + done, &mut buf[..want]).is_err() {
