@@ -153,6 +153,10 @@ impl Pages for ArchPages {
     fn resident(&self, r: Range<u64>) -> u64 {
         self.resident.range(r).count() as u64
     }
+
+    fn resident_total(&self) -> u64 {
+        self.resident.len() as u64
+    }
 }
 
 // ---- kernel services ----
