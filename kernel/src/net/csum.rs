@@ -140,8 +140,8 @@ mod tests {
     use super::*;
     use smoltcp::phy::ChecksumCapabilities;
     use smoltcp::wire::{
-        IpAddress, IpProtocol, Ipv4Address, Ipv4Packet, Ipv4Repr, Ipv6Address, Ipv6Packet,
-        Ipv6Repr, TcpControl, TcpPacket, TcpRepr, TcpSeqNumber,
+        IpAddress, IpProtocol, IpRepr, Ipv4Address, Ipv6Address, TcpControl, TcpPacket, TcpRepr,
+        TcpSeqNumber,
     };
 
     /// RFC 1071's plain 16-bit word sum.
@@ -190,31 +190,35 @@ mod tests {
         }
     }
 
-    fn v4_frame(payload: &[u8]) -> alloc::vec::Vec<u8> {
-        let (src, dst) = (
-            Ipv4Address::new(10, 0, 2, 15),
-            Ipv4Address::new(10, 0, 2, 2),
-        );
+    /// An Ethernet frame carrying a TCP segment from `src` to `dst` (both
+    /// v4 or both v6), checksums computed by smoltcp.
+    fn tcp_frame(src: IpAddress, dst: IpAddress, payload: &[u8]) -> alloc::vec::Vec<u8> {
         let tcp = tcp_repr(payload);
-        let ip = Ipv4Repr {
-            src_addr: src,
-            dst_addr: dst,
-            next_header: IpProtocol::Tcp,
-            payload_len: tcp.buffer_len(),
-            hop_limit: 64,
+        let ip = IpRepr::new(src, dst, IpProtocol::Tcp, tcp.buffer_len(), 64);
+        let mut f = alloc::vec![0u8; ETH_HDR + ip.buffer_len()];
+        let ethertype = match ip {
+            IpRepr::Ipv4(_) => [0x08, 0x00],
+            IpRepr::Ipv6(_) => [0x86, 0xdd],
         };
-        let mut f = alloc::vec![0u8; ETH_HDR + ip.buffer_len() + tcp.buffer_len()];
-        f[12..14].copy_from_slice(&[0x08, 0x00]);
+        f[12..14].copy_from_slice(&ethertype);
         let caps = ChecksumCapabilities::default();
-        let mut p = Ipv4Packet::new_unchecked(&mut f[ETH_HDR..]);
-        ip.emit(&mut p, &caps);
+        ip.emit(&mut f[ETH_HDR..], &caps);
+        let at = ETH_HDR + ip.header_len();
         tcp.emit(
-            &mut TcpPacket::new_unchecked(p.payload_mut()),
-            &IpAddress::Ipv4(src),
-            &IpAddress::Ipv4(dst),
+            &mut TcpPacket::new_unchecked(&mut f[at..]),
+            &src,
+            &dst,
             &caps,
         );
         f
+    }
+
+    fn v4_frame(payload: &[u8]) -> alloc::vec::Vec<u8> {
+        tcp_frame(
+            IpAddress::Ipv4(Ipv4Address::new(10, 0, 2, 15)),
+            IpAddress::Ipv4(Ipv4Address::new(10, 0, 2, 2)),
+            payload,
+        )
     }
 
     #[test]
@@ -236,26 +240,7 @@ mod tests {
     fn a_good_ipv6_segment_passes_and_a_flipped_byte_fails() {
         let src = Ipv6Address::new(0xfe80, 0, 0, 0, 0x5054, 0xff, 0xfe12, 0x3456);
         let dst = Ipv6Address::new(0xfe80, 0, 0, 0, 0, 0, 0, 2);
-        let payload = [0x5au8; 333];
-        let tcp = tcp_repr(&payload);
-        let ip = Ipv6Repr {
-            src_addr: src,
-            dst_addr: dst,
-            next_header: IpProtocol::Tcp,
-            payload_len: tcp.buffer_len(),
-            hop_limit: 64,
-        };
-        let mut f = alloc::vec![0u8; ETH_HDR + ip.buffer_len() + tcp.buffer_len()];
-        f[12..14].copy_from_slice(&[0x86, 0xdd]);
-        let caps = ChecksumCapabilities::default();
-        let mut p = Ipv6Packet::new_unchecked(&mut f[ETH_HDR..]);
-        ip.emit(&mut p);
-        tcp.emit(
-            &mut TcpPacket::new_unchecked(p.payload_mut()),
-            &IpAddress::Ipv6(src),
-            &IpAddress::Ipv6(dst),
-            &caps,
-        );
+        let mut f = tcp_frame(IpAddress::Ipv6(src), IpAddress::Ipv6(dst), &[0x5au8; 333]);
         assert!(rx_ok(&f));
         f[ETH_HDR + 40 + 25] ^= 1;
         assert!(!rx_ok(&f));
