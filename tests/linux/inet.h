@@ -33,4 +33,16 @@ static inline int port_of(int fd) {
         return ntohs(((struct sockaddr_in *)&ss)->sin_port);
     return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
 }
+/* Whether two socket addresses name the same family, address and port. */
+static inline int same_addr(const struct sockaddr_storage *a, socklen_t al,
+                            const struct sockaddr_storage *b, socklen_t bl) {
+    if (al != bl || a->ss_family != b->ss_family)
+        return 0;
+    if (a->ss_family == AF_INET) {
+        const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
+        return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
+    }
+    const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
+    return x->sin6_port == y->sin6_port && memcmp(&x->sin6_addr, &y->sin6_addr, 16) == 0;
+}
 #endif

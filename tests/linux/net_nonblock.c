@@ -39,18 +39,6 @@ static int tcp_pair(int family, int *c, int *a) {
     return ok;
 }
 
-static int same_addr(const struct sockaddr_storage *a, socklen_t al, const struct sockaddr_storage *b,
-                     socklen_t bl) {
-    if (al != bl || a->ss_family != b->ss_family)
-        return 0;
-    if (a->ss_family == AF_INET) {
-        const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
-        return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
-    }
-    const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
-    return x->sin6_port == y->sin6_port && memcmp(&x->sin6_addr, &y->sin6_addr, 16) == 0;
-}
-
 static int poll_one(int fd, short events, int ms) {
     struct pollfd p = {fd, events, 0};
     int n = poll(&p, 1, ms);

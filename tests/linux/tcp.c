@@ -15,20 +15,6 @@
 #include <time.h>
 #include <unistd.h>
 
-/* An address of `family` on the loopback with `port` (host order). */
-
-static int same_addr(const struct sockaddr_storage *a, socklen_t al, const struct sockaddr_storage *b,
-                     socklen_t bl) {
-    if (al != bl || a->ss_family != b->ss_family)
-        return 0;
-    if (a->ss_family == AF_INET) {
-        const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
-        return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
-    }
-    const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
-    return x->sin6_port == y->sin6_port && memcmp(&x->sin6_addr, &y->sin6_addr, 16) == 0;
-}
-
 /* A listener on the loopback of `family`, ephemeral port. */
 static int listener(int family, int backlog) {
     int s = socket(family, SOCK_STREAM, 0);
