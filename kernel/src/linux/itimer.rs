@@ -119,9 +119,11 @@ fn post_alarms() {
     let timer = real();
     loop {
         let mut expirations = [0u8; 8];
-        // Only an interruption (nothing interrupts this thread) ends the
-        // wait without an expiry; then wait again.
+        // Only an interruption ends the wait without an expiry. Nothing
+        // interrupts this thread, but the flag stays set until cleared, so
+        // clear it rather than spin on it; then wait again.
         if timer.read_stream(&mut expirations, false).is_err() {
+            crate::sched::current().set_interrupt(false);
             continue;
         }
         if let Some(app) = super::app::app() {
